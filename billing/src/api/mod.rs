@@ -1,0 +1,18 @@
+//! The billing REST API, Lago's paths and objects. Handlers read the request, call the domain, call the store and
+//! render; every failure is an `ApiError` in Lago's shape. Authentication happens before (the `OrgId` extension).
+
+mod billable_metrics;
+
+use axum::Router;
+use sqlx::PgPool;
+
+/// What the billing handlers need.
+#[derive(Clone)]
+pub struct ApiState {
+    pub pool: PgPool,
+}
+
+/// Every billing route, under `/api/v1`.
+pub fn routes() -> Router<ApiState> {
+    Router::new().merge(billable_metrics::routes())
+}

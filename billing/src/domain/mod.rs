@@ -1,0 +1,4 @@
+//! Pure business rules: no I/O, no sqlx, no axum. Adapters load state, call these functions and store the result.
+
+pub mod billable_metric;
+pub mod expression;

@@ -1,0 +1,10 @@
+//! API objects as Lago renders them. Field order follows Lago's serializers.
+
+pub mod billable_metric;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// Lago's timestamps: ISO 8601 in UTC, whole seconds, `Z` suffix.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}

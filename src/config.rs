@@ -1,0 +1,175 @@
+//! Command line and configuration: one struct from flags and environment variables, Lago's variable names where Lago
+//! has one. A bad value stops start-up with a message that names the variable and what is wrong with it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "billstream", version, about = "Usage-based billing with a Lago-compatible API")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Every role in one process (the default).
+    All,
+    /// The HTTP API, ingest included.
+    Serve,
+    /// Apply database migrations, then exit.
+    Migrate,
+    /// Manage organizations.
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization and print its API key.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "BILLSTREAM_LISTEN", default_value = "0.0.0.0:3000", value_parser = parse_listen, global = true)]
+    pub listen: SocketAddr,
+
+    /// Folder for local state; the managed PostgreSQL lives in `<data-dir>/pg`.
+    #[arg(long, env = "BILLSTREAM_DATA_DIR", default_value = "./billstream-data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// An existing PostgreSQL to use instead of the managed one.
+    #[arg(long, env = "DATABASE_URL", value_parser = parse_database_url, global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// The default organization's API key (else one is generated and printed once). BILLSTREAM_API_KEY also works.
+    #[arg(long = "api-key", env = "LAGO_ORG_API_KEY", value_parser = parse_api_key, global = true, hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// Public URL of this API (the `iss` of signed webhooks).
+    #[arg(long, env = "LAGO_API_URL", default_value = "http://localhost:3000", value_parser = parse_api_url, global = true)]
+    pub api_url: String,
+
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "BILLSTREAM_MAX_BODY_BYTES", default_value = "5242880", value_parser = parse_max_body, global = true)]
+    pub max_body_bytes: usize,
+
+    /// Size of the PostgreSQL connection pool.
+    #[arg(long, env = "BILLSTREAM_DB_MAX_CONNECTIONS", default_value = "16", value_parser = parse_pool_size, global = true)]
+    pub db_max_connections: u32,
+
+    /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `billstream=debug`.
+    #[arg(long, env = "BILLSTREAM_LOG", default_value = "info", global = true)]
+    pub log: String,
+
+    /// Name of the organization created on first start.
+    #[arg(long, env = "BILLSTREAM_ORG_NAME", default_value = "Default", global = true)]
+    pub default_org_name: String,
+}
+
+impl Config {
+    /// The default organization's key: `LAGO_ORG_API_KEY` (or `--api-key`), else `BILLSTREAM_API_KEY`.
+    pub fn resolve_api_key(&self) -> Result<Option<String>, String> {
+        if let Some(key) = &self.api_key {
+            return Ok(Some(key.clone()));
+        }
+        match std::env::var("BILLSTREAM_API_KEY") {
+            Ok(v) if v.is_empty() => Ok(None),
+            Ok(v) => parse_api_key(&v).map(Some).map_err(|e| e.replace("LAGO_ORG_API_KEY", "BILLSTREAM_API_KEY")),
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    SocketAddr::from_str(s.trim()).map_err(|_| {
+        format!("BILLSTREAM_LISTEN (--listen): `{s}` is not a socket address; expected host:port such as 0.0.0.0:3000")
+    })
+}
+
+fn parse_database_url(s: &str) -> Result<String, String> {
+    sqlx::postgres::PgConnectOptions::from_str(s).map(|_| s.to_owned()).map_err(|e| {
+        format!("DATABASE_URL (--database-url): not a PostgreSQL URL ({e}); expected postgres://user@host:port/db")
+    })
+}
+
+fn parse_api_key(s: &str) -> Result<String, String> {
+    let ok = (8..=256).contains(&s.len()) && s.chars().all(|c| c.is_ascii_graphic());
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("LAGO_ORG_API_KEY (--api-key): an API key must be 8 to 256 printable ASCII characters without spaces"
+            .into())
+    }
+}
+
+fn parse_api_url(s: &str) -> Result<String, String> {
+    let ok = (s.starts_with("http://") || s.starts_with("https://")) && s.len() > "https://".len() && !s.contains(' ');
+    if ok {
+        Ok(s.trim_end_matches('/').to_owned())
+    } else {
+        Err(format!("LAGO_API_URL (--api-url): `{s}` is not an http(s) URL such as http://localhost:3000"))
+    }
+}
+
+fn parse_max_body(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1024 => Ok(n),
+        _ => {
+            Err(format!("BILLSTREAM_MAX_BODY_BYTES (--max-body-bytes): `{s}` must be a whole number of bytes >= 1024"))
+        }
+    }
+}
+
+fn parse_pool_size(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => {
+            Err(format!("BILLSTREAM_DB_MAX_CONNECTIONS (--db-max-connections): `{s}` must be a number from 1 to 1000"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        assert!(parse_listen("nope").unwrap_err().contains("BILLSTREAM_LISTEN"));
+        assert!(parse_database_url("mysql://x").unwrap_err().contains("DATABASE_URL"));
+        assert!(parse_api_key("short").unwrap_err().contains("LAGO_ORG_API_KEY"));
+        assert!(parse_api_url("ftp://x").unwrap_err().contains("LAGO_API_URL"));
+        assert!(parse_max_body("12").unwrap_err().contains("BILLSTREAM_MAX_BODY_BYTES"));
+        assert!(parse_pool_size("0").unwrap_err().contains("BILLSTREAM_DB_MAX_CONNECTIONS"));
+    }
+
+    #[test]
+    fn good_values_parse() {
+        assert_eq!(parse_listen("127.0.0.1:3000").unwrap().port(), 3000);
+        assert!(parse_database_url("postgres://postgres@127.0.0.1:5432/db").is_ok());
+        assert_eq!(parse_api_url("http://localhost:3000/").unwrap(), "http://localhost:3000");
+    }
+
+    #[test]
+    fn cli_parses_subcommands_with_global_flags() {
+        let cli =
+            Cli::try_parse_from(["billstream", "org", "create", "--name", "Acme", "--data-dir", "/tmp/x"]).unwrap();
+        assert!(
+            matches!(cli.command, Some(Command::Org { command: OrgCommand::Create { ref name } }) if name == "Acme")
+        );
+        assert_eq!(cli.config.data_dir, PathBuf::from("/tmp/x"));
+    }
+}

@@ -1,0 +1,100 @@
+//! The HTTP application: every crate's routes behind authentication, `/health`, `/metrics`, Lago's 404 for unknown
+//! routes, the body size limit, request metrics labelled by route template, and the one place server faults are
+//! logged.
+
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use billing::api::ApiState;
+use metrics_exporter_prometheus::PrometheusHandle;
+use schemas::ApiError;
+use schemas::error::InternalDetail;
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::auth::{self, Keys};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub prometheus: PrometheusHandle,
+    pub max_body_bytes: usize,
+    pub keys: Keys,
+}
+
+impl AppState {
+    pub fn new(pool: PgPool, max_body_bytes: usize) -> Self {
+        AppState { keys: Keys::new(pool.clone()), pool, prometheus: crate::telemetry::prometheus(), max_body_bytes }
+    }
+}
+
+/// The whole HTTP API.
+pub fn app(state: AppState) -> Router {
+    let api = billing::api::routes()
+        .with_state(ApiState { pool: state.pool.clone() })
+        .route_layer(middleware::from_fn_with_state(state.keys.clone(), auth::require_org));
+    Router::new()
+        .merge(api)
+        .route("/health", get(health))
+        .route("/metrics", get(render_metrics))
+        .with_state(state.clone())
+        .route_layer(middleware::from_fn(tag_route))
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(middleware::from_fn(observe))
+}
+
+/// Lago's catch-all: unknown paths and methods are 404 `resource_not_found`, before authentication.
+async fn not_found() -> ApiError {
+    ApiError::RouteNotFound
+}
+
+/// 200 once the server runs (it listens only after migrations) and its database answers.
+async fn health(State(state): State<AppState>) -> Response {
+    match sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool).await {
+        Ok(_) => Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: database unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable"}))).into_response()
+        }
+    }
+}
+
+async fn render_metrics(State(state): State<AppState>) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.prometheus.render()).into_response()
+}
+
+/// The matched route template, carried from routing (inside) to `observe` (outside) on the response.
+#[derive(Clone)]
+struct RouteTemplate(String);
+
+async fn tag_route(matched: Option<MatchedPath>, req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    if let Some(m) = matched {
+        response.extensions_mut().insert(RouteTemplate(m.as_str().to_owned()));
+    }
+    response
+}
+
+/// Counts and times every request by method, route template and status, and logs each server fault once.
+async fn observe(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let mut response = next.run(req).await;
+    let route = response.extensions().get::<RouteTemplate>().map_or_else(|| "unmatched".to_owned(), |r| r.0.clone());
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method.clone()), ("route", route), ("status", status)];
+    metrics::counter!("billstream_http_requests_total", &labels).increment(1);
+    metrics::histogram!("billstream_http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    if let Some(InternalDetail(detail)) = response.extensions_mut().remove::<InternalDetail>() {
+        tracing::error!(%method, %path, error = %detail, "request failed");
+    }
+    response
+}

@@ -1,0 +1,105 @@
+//! The roles and commands of the binary: `all`/`serve` run the HTTP API, `migrate` and `org create` do their one job.
+
+use anyhow::Context;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+use crate::config::{Cli, Command, Config, OrgCommand};
+use crate::database::Database;
+use crate::{AppState, app};
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.config;
+    let api_key = config.resolve_api_key().map_err(anyhow::Error::msg)?;
+    match cli.command.unwrap_or(Command::All) {
+        Command::All | Command::Serve => with_database(&config, |pool| serve(config.clone(), api_key, pool)).await,
+        Command::Migrate => {
+            with_database(&config, |pool| async move {
+                billing::migrate(&pool).await?;
+                println!("migrations applied");
+                Ok(())
+            })
+            .await
+        }
+        Command::Org { command: OrgCommand::Create { name } } => {
+            with_database(&config, |pool| async move {
+                billing::migrate(&pool).await?;
+                let (org, key) = billing::store::organizations::create(&pool, &name, None).await?;
+                println!("organization: {} ({})", org.name, org.id);
+                println!("api key: {key}");
+                Ok(())
+            })
+            .await
+        }
+    }
+}
+
+/// Opens the database, runs `work`, and always closes it again (stopping the managed server if we started it).
+async fn with_database<F, Fut>(config: &Config, work: F) -> anyhow::Result<()>
+where
+    F: FnOnce(PgPool) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let db = Database::open(config).await?;
+    let result = work(db.pool.clone()).await;
+    db.shutdown().await;
+    result
+}
+
+async fn serve(config: Config, api_key: Option<String>, pool: PgPool) -> anyhow::Result<()> {
+    billing::migrate(&pool).await?;
+    bootstrap_organization(&config, api_key.as_deref(), &pool).await?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("BILLSTREAM_LISTEN: cannot listen on {}", config.listen))?;
+    tracing::info!(listen = %config.listen, "billstream is ready");
+    let state = AppState::new(pool, config.max_body_bytes);
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+/// On first start, creates the default organization and prints its API key once; later starts reuse it.
+async fn bootstrap_organization(config: &Config, api_key: Option<&str>, pool: &PgPool) -> anyhow::Result<()> {
+    use billing::store::organizations;
+    match organizations::first(pool).await? {
+        Some(org) => {
+            if let Some(key) = api_key {
+                organizations::ensure_api_key(pool, org.id, key).await?;
+            }
+            tracing::info!(organization = %org.name, "using existing organization");
+        }
+        None => {
+            let (org, key) = organizations::create(pool, &config.default_org_name, api_key).await?;
+            if api_key.is_some() {
+                println!("Created organization \"{}\" with the API key from LAGO_ORG_API_KEY.", org.name);
+            } else {
+                println!("Created organization \"{}\". Its API key (shown only this once):", org.name);
+                println!("{key}");
+                println!(
+                    "Use it as: curl -H \"Authorization: Bearer {key}\" http://localhost:{}/api/v1/billable_metrics",
+                    config.listen.port()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

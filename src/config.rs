@@ -100,9 +100,13 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
 }
 
 fn parse_database_url(s: &str) -> Result<String, String> {
-    sqlx::postgres::PgConnectOptions::from_str(s).map(|_| s.to_owned()).map_err(|e| {
-        format!("DATABASE_URL (--database-url): not a PostgreSQL URL ({e}); expected postgres://user@host:port/db")
-    })
+    let hint = "expected postgres://user@host:port/db";
+    if !(s.starts_with("postgres://") || s.starts_with("postgresql://")) {
+        return Err(format!("DATABASE_URL (--database-url): not a PostgreSQL URL; {hint}"));
+    }
+    sqlx::postgres::PgConnectOptions::from_str(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("DATABASE_URL (--database-url): cannot be parsed ({e}); {hint}"))
 }
 
 fn parse_api_key(s: &str) -> Result<String, String> {

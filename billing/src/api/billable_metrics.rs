@@ -118,7 +118,7 @@ fn render(m: &Metric, counters: bool) -> BillableMetricObject {
         rounding_precision: a.rounding_precision,
         created_at: timestamp(m.created_at),
         field_name: a.field_name.clone(),
-        expression: a.expression.clone(),
+        expression: a.expression.clone().unwrap_or_default(),
         counters: counters.then(Counters::default),
         filters: m
             .filters

@@ -17,7 +17,8 @@ pub struct BillableMetricObject {
     pub rounding_precision: Option<i32>,
     pub created_at: String,
     pub field_name: Option<String>,
-    pub expression: Option<String>,
+    /// The spec types this as a string (never null), so a metric without an expression renders `""`.
+    pub expression: String,
     /// Deprecated counters Lago still renders (always 0) on create, update, delete and list, but not on show.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub counters: Option<Counters>,

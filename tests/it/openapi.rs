@@ -1,0 +1,138 @@
+//! Every response the tests receive is checked against Lago's OpenAPI spec (v1.51, `tests/openapi/`): the operation
+//! is found by method and path template, and the body must validate against the schema documented for its status.
+//!
+//! `OPERATIONS` lists the operations Billstream implements: each one must be exercised with a 2xx response by the
+//! conformance test below. A later issue adds its endpoints to that list (and a scenario to `exercise`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, OnceLock};
+
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+/// (operationId, method, path template) of every implemented operation.
+pub const OPERATIONS: &[(&str, &str, &str)] = &[
+    ("createBillableMetric", "post", "/billable_metrics"),
+    ("findAllBillableMetrics", "get", "/billable_metrics"),
+    ("findBillableMetric", "get", "/billable_metrics/{code}"),
+    ("updateBillableMetric", "put", "/billable_metrics/{code}"),
+    ("destroyBillableMetric", "delete", "/billable_metrics/{code}"),
+];
+
+struct Spec {
+    doc: Value,
+    validators: Mutex<HashMap<String, std::sync::Arc<jsonschema::Validator>>>,
+    /// operationIds seen with a 2xx response that validated.
+    covered: Mutex<HashSet<String>>,
+}
+
+fn spec() -> &'static Spec {
+    static SPEC: OnceLock<Spec> = OnceLock::new();
+    SPEC.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openapi/lago-openapi.yaml");
+        let text = std::fs::read_to_string(path).expect("read the OpenAPI spec");
+        let doc: Value = serde_norway::from_str(&text).expect("parse the OpenAPI spec");
+        Spec { doc, validators: Mutex::default(), covered: Mutex::default() }
+    })
+}
+
+/// Resolves a local `$ref` (`#/components/...`) in the spec.
+fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+    match v.get("$ref").and_then(Value::as_str) {
+        Some(r) => doc.pointer(r.trim_start_matches('#')).map(|t| resolve(doc, t)).unwrap_or(v),
+        None => v,
+    }
+}
+
+fn template_matches(template: &str, path: &str) -> bool {
+    let t: Vec<&str> = template.trim_matches('/').split('/').collect();
+    let p: Vec<&str> = path.trim_matches('/').split('/').collect();
+    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| (t.starts_with('{') && t.ends_with('}')) || t == p)
+}
+
+/// Finds the documented operation for `method` + `path` (path relative to `/api/v1`), preferring literal segments.
+fn find_operation<'a>(doc: &'a Value, method: &str, path: &str) -> Option<(&'a str, &'a Value)> {
+    let paths = doc.get("paths")?.as_object()?;
+    let mut candidates: Vec<(&str, &Value)> = paths
+        .iter()
+        .filter(|(template, _)| template_matches(template, path))
+        .filter_map(|(template, item)| item.get(method).map(|op| (template.as_str(), op)))
+        .collect();
+    candidates.sort_by_key(|(template, _)| template.matches('{').count());
+    candidates.into_iter().next()
+}
+
+/// Validates one response. Statuses the spec does not document for the operation (e.g. 413) are not checked.
+pub fn check_response(method: &str, full_path: &str, status: u16, body: &Value) {
+    let Some(path) = full_path.split('?').next().and_then(|p| p.strip_prefix("/api/v1")) else { return };
+    let spec = spec();
+    let method = method.to_ascii_lowercase();
+    let Some((_, op)) = find_operation(&spec.doc, &method, path) else { return };
+    let op_id = op.get("operationId").and_then(Value::as_str).unwrap_or("?").to_owned();
+    let Some(response) = op.get("responses").and_then(|r| r.get(status.to_string())) else { return };
+    let response = resolve(&spec.doc, response);
+    let Some(schema) = response.pointer("/content/application~1json/schema") else { return };
+    let key = format!("{op_id} {status}");
+    let validator = {
+        let mut cache = spec.validators.lock().unwrap();
+        cache
+            .entry(key.clone())
+            .or_insert_with(|| {
+                let root = json!({"allOf": [schema], "components": spec.doc["components"]});
+                std::sync::Arc::new(
+                    jsonschema::options().should_validate_formats(true).build(&root).expect("compile response schema"),
+                )
+            })
+            .clone()
+    };
+    let errors: Vec<String> = validator.iter_errors(body).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(
+        errors.is_empty(),
+        "{key}: response does not match Lago's OpenAPI schema:\n{}\nbody: {body:#}",
+        errors.join("\n")
+    );
+    if (200..300).contains(&status) {
+        spec.covered.lock().unwrap().insert(op_id);
+    }
+}
+
+#[test]
+fn listed_operations_exist_in_the_spec() {
+    let doc = &spec().doc;
+    for (op_id, method, path) in OPERATIONS {
+        let op = doc["paths"][path][method].clone();
+        assert_eq!(op["operationId"], json!(op_id), "{method} {path} is {op_id} in the spec");
+    }
+}
+
+/// Runs one successful call of every listed operation; each must produce a 2xx that validates.
+#[tokio::test]
+async fn every_implemented_operation_validates_against_the_spec() {
+    let app = TestApp::new().await;
+    exercise(&app).await;
+    let covered = spec().covered.lock().unwrap().clone();
+    let missing: Vec<&str> = OPERATIONS.iter().map(|(id, _, _)| *id).filter(|id| !covered.contains(*id)).collect();
+    assert!(missing.is_empty(), "operations without a validated 2xx response: {missing:?}");
+}
+
+/// One scenario touching every operation of `OPERATIONS`.
+async fn exercise(app: &TestApp) {
+    let metric = json!({"billable_metric": {
+        "name": "Storage", "code": "storage", "aggregation_type": "weighted_sum_agg", "field_name": "gb",
+        "weighted_interval": "seconds", "recurring": true, "rounding_function": "round", "rounding_precision": 2,
+        "expression": "event.properties.gb * 2", "description": "GB stored",
+        "filters": [{"key": "region", "values": ["eu", "us"]}]
+    }});
+    app.post("/api/v1/billable_metrics", &metric).await.ok();
+    app.post(
+        "/api/v1/billable_metrics",
+        &json!({"billable_metric": {"name": "Calls", "code": "calls", "aggregation_type": "count_agg"}}),
+    )
+    .await
+    .ok();
+    app.get("/api/v1/billable_metrics?per_page=1").await.ok();
+    app.get("/api/v1/billable_metrics/storage").await.ok();
+    app.put("/api/v1/billable_metrics/storage", &json!({"billable_metric": {"name": "Disk"}})).await.ok();
+    app.delete("/api/v1/billable_metrics/calls").await.ok();
+}

@@ -98,6 +98,9 @@ pub fn check(properties: &Value, rule: Option<&MetricRule>) -> Vec<ErrorKind> {
     found
 }
 
+/// A metric with one of its filters (or none): organization, code, aggregation type, field, filter key and values.
+type RuleRow = (Uuid, String, String, Option<String>, Option<String>, Option<Vec<String>>);
+
 /// Records the findings of committed groups; started once per process in embedded mode.
 pub struct Recorder {
     pool: PgPool,
@@ -130,7 +133,7 @@ impl Recorder {
         keys.sort_unstable();
         keys.dedup();
         let (orgs, codes): (Vec<Uuid>, Vec<&str>) = keys.into_iter().unzip();
-        let rows: Vec<(Uuid, String, String, Option<String>, Option<String>, Option<Vec<String>>)> = sqlx::query_as(
+        let rows: Vec<RuleRow> = sqlx::query_as(
             r#"SELECT m.organization_id, m.code, m.aggregation_type, m.field_name, f.key, f."values"
                FROM unnest($1::uuid[], $2::text[]) AS k(org, code)
                JOIN billable_metrics m ON m.organization_id = k.org AND m.code = k.code AND m.deleted_at IS NULL

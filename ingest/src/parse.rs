@@ -334,7 +334,7 @@ mod tests {
     fn malformed_and_rootless_bodies_are_400() {
         assert!(matches!(single("{"), Err(ApiError::BadRequest(m)) if m == "Bad Request"));
         assert!(matches!(single("\u{1}"), Err(ApiError::BadRequest(_))));
-        assert!(matches!(parse_single(&mut vec![0xff, 0xfe], &ctx()), Err(ApiError::BadRequest(_))));
+        assert!(matches!(parse_single(&mut [0xff, 0xfe], &ctx()), Err(ApiError::BadRequest(_))));
         for body in ["{}", r#"{"event": {}}"#, r#"{"event": "x"}"#, "[]"] {
             assert!(matches!(single(body), Err(ApiError::BadRequest(m)) if m.ends_with(": event")), "{body}");
         }

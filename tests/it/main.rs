@@ -4,5 +4,6 @@
 mod api;
 mod billable_metrics;
 mod binary;
+mod events;
 mod openapi;
 mod support;

@@ -5,7 +5,7 @@ use futures::future::BoxFuture;
 use schemas::event::Event;
 use uuid::Uuid;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("event store unavailable: {0}")]
     Unavailable(String),

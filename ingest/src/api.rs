@@ -48,6 +48,7 @@ impl From<LogError> for ApiError {
     fn from(e: LogError) -> Self {
         match e {
             LogError::Unavailable(reason) => ApiError::Unavailable(reason),
+            LogError::Failed(reason) => ApiError::Internal(reason),
         }
     }
 }

@@ -134,7 +134,7 @@ async fn flush(store: &dyn EventStore, group: Vec<Pending>, listener: Option<&Co
             for (w, n) in waiters.into_iter().zip(sizes) {
                 let own: Vec<Event> = rest.by_ref().take(n).collect();
                 let result = write(store, &own).await;
-                let outcome = result.map(|()| Ack).map_err(|e| LogError::Unavailable(e.to_string()));
+                let outcome = result.map(|()| Ack).map_err(log_error);
                 if outcome.is_ok() {
                     notify(listener, own);
                 }
@@ -142,11 +142,17 @@ async fn flush(store: &dyn EventStore, group: Vec<Pending>, listener: Option<&Co
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, "event write failed");
             for w in waiters {
-                let _ = w.send(Err(LogError::Unavailable(e.to_string())));
+                let _ = w.send(Err(log_error(e.clone())));
             }
         }
+    }
+}
+
+fn log_error(e: StoreError) -> LogError {
+    match e {
+        StoreError::Unavailable(reason) => LogError::Unavailable(reason),
+        StoreError::Failed(reason) => LogError::Failed(reason),
     }
 }
 

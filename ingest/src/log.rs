@@ -13,6 +13,9 @@ pub enum LogError {
     /// The log cannot take events right now (database or broker down, queue full): the client should retry.
     #[error("event log unavailable: {0}")]
     Unavailable(String),
+    /// The log refused the events for another reason; retrying the same request will not help.
+    #[error("event log write failed: {0}")]
+    Failed(String),
 }
 
 pub trait EventLog: Send + Sync + 'static {

@@ -184,7 +184,7 @@ fn read_timestamp(v: Option<&Value<'_>>, received_at: DateTime<Utc>) -> Option<D
 
 /// Rounds to the microsecond, the precision the stores keep.
 pub fn timestamp_from_seconds(seconds: Decimal) -> Option<DateTime<Utc>> {
-    let micros = (seconds * Decimal::from(1_000_000)).round();
+    let micros = seconds.checked_mul(Decimal::from(1_000_000))?.round();
     let micros = i64::try_from(micros).ok()?;
     if !(MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(&micros.div_euclid(1_000_000)) {
         return None;
@@ -283,6 +283,13 @@ mod tests {
             let e = ts(&format!(r#", "timestamp": {bad}"#)).unwrap_err();
             assert_eq!(details(e), json!({"timestamp": ["invalid_format"]}), "{bad}");
         }
+    }
+
+    /// Found by the fuzzer: a timestamp near Decimal's limit overflowed the conversion to microseconds (a panic).
+    #[test]
+    fn regression_huge_timestamp_string_is_invalid_not_a_panic() {
+        let body = r#"{"event": {"transaction_id": "t", "external_subscription_id": "s", "code": "c", "timestamp": "79228162514264337593543950335"}}"#;
+        assert_eq!(details(single(body).unwrap_err()), json!({"timestamp": ["invalid_format"]}));
     }
 
     #[test]

@@ -70,6 +70,10 @@ pub struct Config {
     #[arg(long, env = "LAGO_EVENTS_BATCH_MAX_LENGTH", default_value = "100", value_parser = parse_batch_limit, global = true)]
     pub events_batch_limit: usize,
 
+    /// Group-commit writes of events in flight at once (embedded mode). Fewer writes make bigger groups.
+    #[arg(long, env = "BILLSTREAM_INGEST_MAX_INFLIGHT", default_value = "2", value_parser = parse_inflight, global = true)]
+    pub ingest_max_inflight: usize,
+
     /// Size of the PostgreSQL connection pool.
     #[arg(long, env = "BILLSTREAM_DB_MAX_CONNECTIONS", default_value = "16", value_parser = parse_pool_size, global = true)]
     pub db_max_connections: u32,
@@ -147,6 +151,13 @@ fn parse_batch_limit(s: &str) -> Result<usize, String> {
         _ => {
             Err(format!("LAGO_EVENTS_BATCH_MAX_LENGTH (--events-batch-limit): `{s}` must be a number from 1 to 100000"))
         }
+    }
+}
+
+fn parse_inflight(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=64).contains(&n) => Ok(n),
+        _ => Err(format!("BILLSTREAM_INGEST_MAX_INFLIGHT (--ingest-max-inflight): `{s}` must be a number from 1 to 64")),
     }
 }
 

@@ -7,6 +7,7 @@ use tokio::net::TcpListener;
 use crate::config::{Cli, Command, Config, OrgCommand};
 use crate::database::Database;
 use crate::http::HttpSettings;
+use ingest::GroupCommitConfig;
 use crate::{AppState, app};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -57,7 +58,7 @@ async fn serve(config: Config, api_key: Option<String>, pool: PgPool) -> anyhow:
     let settings = HttpSettings {
         max_body_bytes: config.max_body_bytes,
         events_batch_limit: config.events_batch_limit,
-        ..HttpSettings::default()
+        group_commit: GroupCommitConfig { max_inflight: config.ingest_max_inflight, ..GroupCommitConfig::default() },
     };
     let state = AppState::embedded(pool, settings);
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;

@@ -36,7 +36,7 @@ pub struct GroupCommitConfig {
 
 impl Default for GroupCommitConfig {
     fn default() -> Self {
-        GroupCommitConfig { max_rows: 10_000, max_inflight: 4, queue_depth: 50_000 }
+        GroupCommitConfig { max_rows: 10_000, max_inflight: 2, queue_depth: 50_000 }
     }
 }
 

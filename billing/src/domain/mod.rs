@@ -4,3 +4,4 @@ pub mod billable_metric;
 pub mod charge_models;
 pub mod expression;
 pub mod money;
+pub mod periods;

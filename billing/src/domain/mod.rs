@@ -3,5 +3,6 @@
 pub mod billable_metric;
 pub mod charge_models;
 pub mod expression;
+pub mod invoice_totals;
 pub mod money;
 pub mod periods;

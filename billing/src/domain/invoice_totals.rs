@@ -325,7 +325,7 @@ mod tests {
                 )
             })
             .collect();
-        let coupons = vec![
+        let coupons = [
             coupon(1, fixed(2000), Frequency::Once, CouponLimit::BillableMetrics(vec![bm[0], bm[1]])),
             coupon(2, fixed(1000), Frequency::Once, CouponLimit::Plans(vec![p2])),
             coupon(3, fixed(500), Frequency::Once, CouponLimit::None),

@@ -272,7 +272,10 @@ pub fn filters_of(filters: &[ChargeFilter], properties: &Value) -> Vec<usize> {
 }
 
 /// A pricing group: one value (or none) per `grouped_by` key; a missing or empty property is `None`.
-pub fn group_of(properties: &Value, keys: &[String]) -> Vec<Option<String>> {
+pub type Group = Vec<Option<String>>;
+
+/// The pricing group of an event.
+pub fn group_of(properties: &Value, keys: &[String]) -> Group {
     keys.iter().map(|k| property_text(properties, k).filter(|v| !v.is_empty())).collect()
 }
 
@@ -281,7 +284,7 @@ pub fn group_of(properties: &Value, keys: &[String]) -> Vec<Option<String>> {
 pub struct BucketTotal {
     /// Index of the charge filter; `None` for the events that match no filter.
     pub filter: Option<usize>,
-    pub group: Vec<Option<String>>,
+    pub group: Group,
     pub total: Total,
 }
 
@@ -294,7 +297,7 @@ pub fn aggregate_charge(
     events: &[EventRow],
     window: &Window,
 ) -> Vec<BucketTotal> {
-    let mut buckets: BTreeMap<(Option<usize>, Vec<Option<String>>), Vec<EventRow>> = BTreeMap::new();
+    let mut buckets: BTreeMap<(Option<usize>, Group), Vec<EventRow>> = BTreeMap::new();
     for e in events {
         let group = group_of(&e.properties, grouped_by);
         let hit = filters_of(filters, &e.properties);
@@ -552,7 +555,7 @@ mod tests {
             ev("2022-03-05T00:00:00Z", json!({"v": 8, "region": "us"})),
         ];
         let buckets = aggregate_charge(&m, &filters, &["agent".to_string()], &events, &march());
-        let got: Vec<(Option<usize>, Vec<Option<String>>, Decimal)> =
+        let got: Vec<(Option<usize>, Group, Decimal)> =
             buckets.into_iter().map(|b| (b.filter, b.group, b.total.units)).collect();
         let a = Some("a".to_string());
         let b = Some("b".to_string());

@@ -123,6 +123,44 @@ pub fn plain_decimal(text: &str) -> Option<Decimal> {
     if ok { Decimal::from_str(text).ok() } else { None }
 }
 
+/// Aggregated values keep nine decimal places (rounded half away from zero), in both the reference and the jobs;
+/// the event stores keep them the same way.
+pub const VALUE_SCALE: u32 = 9;
+
+/// The aggregation value of a property's text: a plain decimal, to nine places.
+pub fn value_of(text: &str) -> Option<Decimal> {
+    plain_decimal(text).map(|d| d.round_dp_with_strategy(VALUE_SCALE, RoundingStrategy::MidpointAwayFromZero))
+}
+
+/// A value as an integer count of 10^-9 units (the `Decimal128(38, 9)` representation).
+pub fn to_raw(d: Decimal) -> Option<i128> {
+    let mut d = d.round_dp_with_strategy(VALUE_SCALE, RoundingStrategy::MidpointAwayFromZero);
+    d.rescale(VALUE_SCALE);
+    (d.scale() == VALUE_SCALE).then(|| d.mantissa())
+}
+
+/// An integer count of 10^-`scale` units as a decimal; digits beyond rust_decimal's 28 are rounded off.
+pub fn from_raw(mut v: i128, mut scale: u32) -> Decimal {
+    const MAX: i128 = 79_228_162_514_264_337_593_543_950_335;
+    while !(-MAX..=MAX).contains(&v) && scale > 0 {
+        let rem = v % 10;
+        v /= 10;
+        if rem.abs() >= 5 {
+            v += rem.signum();
+        }
+        scale -= 1;
+    }
+    Decimal::try_from_i128_with_scale(v, scale).unwrap_or(if v < 0 { Decimal::MIN } else { Decimal::MAX })
+}
+
+/// A weighted sum from Σ level × microseconds (level in 10^-9 units): the average level over the period.
+pub fn weighted_average(level_micros_raw: i128, period_micros: i128) -> Decimal {
+    if period_micros == 0 {
+        return Decimal::ZERO;
+    }
+    from_raw(level_micros_raw, VALUE_SCALE) / from_raw(period_micros, 0)
+}
+
 /// Applies a metric's rounding: half away from zero; a negative precision rounds to tens, hundreds, ...
 pub fn round_units(x: Decimal, function: RoundingFunction, precision: i32) -> Decimal {
     let strategy = match function {
@@ -181,24 +219,22 @@ pub fn aggregate(metric: &MetricSpec, events: &[EventRow], window: &Window, init
     }
 }
 
-/// Σ level × seconds held, over the period's seconds. The period ends at `to` rounded up to a whole second.
+/// Σ level × time held, over the period's length. The period ends at `to` rounded up to a whole second. Computed
+/// exactly on integers (levels in 10^-9 units, times in microseconds), then divided once.
 fn weighted_sum(values: &[(&EventRow, Decimal)], window: &Window, initial_level: Decimal) -> Decimal {
-    let period_seconds = Decimal::from(u64::from(window.duration_days) * 86_400);
-    if period_seconds.is_zero() {
-        return Decimal::ZERO;
-    }
+    let period_micros = i128::from(window.duration_days) * 86_400_000_000;
     let end = ceil_to_second(window.to);
-    let micros = |a: DateTime<Utc>, b: DateTime<Utc>| Decimal::from((b - a).num_microseconds().unwrap_or(0).max(0));
-    let mut level = initial_level;
+    let micros = |a: DateTime<Utc>, b: DateTime<Utc>| i128::from((b - a).num_microseconds().unwrap_or(0).max(0));
+    let mut level = to_raw(initial_level).unwrap_or(0);
     let mut at = window.from;
-    let mut level_micros = Decimal::ZERO;
+    let mut level_micros: i128 = 0;
     for (event, delta) in values {
-        level_micros += level * micros(at, event.timestamp);
-        level += delta;
+        level_micros = level_micros.saturating_add(level.saturating_mul(micros(at, event.timestamp)));
+        level = level.saturating_add(to_raw(*delta).unwrap_or(0));
         at = event.timestamp;
     }
-    level_micros += level * micros(at, end);
-    level_micros / Decimal::from(1_000_000) / period_seconds
+    level_micros = level_micros.saturating_add(level.saturating_mul(micros(at, end)));
+    weighted_average(level_micros, period_micros)
 }
 
 fn ceil_to_second(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -289,13 +325,14 @@ pub struct BucketTotal {
 }
 
 /// Every bucket of a charge over `window`: each filter and the default bucket, split by pricing group. A bucket
-/// without events has one all-`None` group with a zero total, as in Lago.
+/// without events has one all-`None` group with a zero total, as in Lago. `initial_level` opens every weighted sum.
 pub fn aggregate_charge(
     metric: &MetricSpec,
     filters: &[ChargeFilter],
     grouped_by: &[String],
     events: &[EventRow],
     window: &Window,
+    initial_level: Decimal,
 ) -> Vec<BucketTotal> {
     let mut buckets: BTreeMap<(Option<usize>, Group), Vec<EventRow>> = BTreeMap::new();
     for e in events {
@@ -318,7 +355,7 @@ pub fn aggregate_charge(
                 out.push(BucketTotal {
                     filter,
                     group: group.clone(),
-                    total: aggregate(metric, rows, window, Decimal::ZERO),
+                    total: aggregate(metric, rows, window, initial_level),
                 });
             }
         }
@@ -554,7 +591,7 @@ mod tests {
             ev("2022-03-04T00:00:00Z", json!({"v": 4, "region": "ap", "agent": "a"})),
             ev("2022-03-05T00:00:00Z", json!({"v": 8, "region": "us"})),
         ];
-        let buckets = aggregate_charge(&m, &filters, &["agent".to_string()], &events, &march());
+        let buckets = aggregate_charge(&m, &filters, &["agent".to_string()], &events, &march(), Decimal::ZERO);
         let got: Vec<(Option<usize>, Group, Decimal)> =
             buckets.into_iter().map(|b| (b.filter, b.group, b.total.units)).collect();
         let a = Some("a".to_string());
@@ -568,7 +605,7 @@ mod tests {
                 (Some(0), vec![b], d("2"))
             ]
         );
-        let empty = aggregate_charge(&m, &filters, &["agent".to_string()], &[], &march());
+        let empty = aggregate_charge(&m, &filters, &["agent".to_string()], &[], &march(), Decimal::ZERO);
         assert_eq!(empty.len(), 2);
         assert!(empty.iter().all(|b| b.total == Total::default() && b.group == vec![None]));
     }

@@ -1,6 +1,7 @@
 //! Billstream's integration tests: one binary (each links the whole stack), a module per area, every test on its
 //! own database of a throwaway PostgreSQL that `testkit` starts once for the process.
 
+mod aggregation;
 mod api;
 mod billable_metrics;
 mod binary;

@@ -6,3 +6,4 @@ mod billable_metrics;
 mod binary;
 mod openapi;
 mod support;
+mod taxes;

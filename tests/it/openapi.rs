@@ -18,6 +18,16 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
     ("findBillableMetric", "get", "/billable_metrics/{code}"),
     ("updateBillableMetric", "put", "/billable_metrics/{code}"),
     ("destroyBillableMetric", "delete", "/billable_metrics/{code}"),
+    ("createTax", "post", "/taxes"),
+    ("findAllTaxes", "get", "/taxes"),
+    ("findTax", "get", "/taxes/{code}"),
+    ("updateTax", "put", "/taxes/{code}"),
+    ("destroyTax", "delete", "/taxes/{code}"),
+    ("createAddOn", "post", "/add_ons"),
+    ("findAllAddOns", "get", "/add_ons"),
+    ("findAddOn", "get", "/add_ons/{code}"),
+    ("updateAddOn", "put", "/add_ons/{code}"),
+    ("destroyAddOn", "delete", "/add_ons/{code}"),
 ];
 
 struct Spec {
@@ -135,4 +145,23 @@ async fn exercise(app: &TestApp) {
     app.get("/api/v1/billable_metrics/storage").await.ok();
     app.put("/api/v1/billable_metrics/storage", &json!({"billable_metric": {"name": "Disk"}})).await.ok();
     app.delete("/api/v1/billable_metrics/calls").await.ok();
+    exercise_catalog(app).await;
+}
+
+/// The catalog issue's operations (taxes, add-ons, customers, plans, subscriptions, coupons, organization).
+async fn exercise_catalog(app: &TestApp) {
+    let tax = json!({"tax": {"name": "VAT", "code": "vat", "rate": 20, "description": "VAT"}});
+    app.post("/api/v1/taxes", &tax).await.ok();
+    app.post("/api/v1/taxes", &json!({"tax": {"name": "Old", "code": "old", "rate": 1}})).await.ok();
+    app.get("/api/v1/taxes").await.ok();
+    app.get("/api/v1/taxes/vat").await.ok();
+    app.put("/api/v1/taxes/vat", &json!({"tax": {"rate": 19.6}})).await.ok();
+    app.delete("/api/v1/taxes/old").await.ok();
+    let add_on = json!({"add_on": {"name": "Setup", "code": "setup", "amount_cents": 1000, "amount_currency": "EUR",
+                                   "tax_codes": ["vat"]}});
+    app.post("/api/v1/add_ons", &add_on).await.ok();
+    app.get("/api/v1/add_ons").await.ok();
+    app.get("/api/v1/add_ons/setup").await.ok();
+    app.put("/api/v1/add_ons/setup", &json!({"add_on": {"amount_cents": 2000}})).await.ok();
+    app.delete("/api/v1/add_ons/setup").await.ok();
 }

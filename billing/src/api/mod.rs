@@ -1,7 +1,9 @@
 //! The billing REST API, Lago's paths and objects. Handlers read the request, call the domain, call the store and
 //! render; every failure is an `ApiError` in Lago's shape. Authentication happens before (the `OrgId` extension).
 
+mod add_ons;
 mod billable_metrics;
+mod taxes;
 
 use axum::Router;
 use sqlx::PgPool;
@@ -14,5 +16,5 @@ pub struct ApiState {
 
 /// Every billing route, under `/api/v1`.
 pub fn routes() -> Router<ApiState> {
-    Router::new().merge(billable_metrics::routes())
+    Router::new().merge(billable_metrics::routes()).merge(taxes::routes()).merge(add_ons::routes())
 }

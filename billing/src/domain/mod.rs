@@ -1,4 +1,7 @@
 //! Pure business rules: no I/O, no sqlx, no axum. Adapters load state, call these functions and store the result.
 
+pub mod add_on;
 pub mod billable_metric;
 pub mod expression;
+pub mod lists;
+pub mod tax;

@@ -2,3 +2,10 @@
 
 pub mod billable_metrics;
 pub mod organizations;
+pub mod taxes;
+
+/// A query text built with `format!` from constant column lists (never from input), as sqlx wants it marked.
+pub(crate) fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(text)
+}
+pub mod add_ons;

@@ -8,3 +8,5 @@ use chrono::{DateTime, SecondsFormat, Utc};
 pub fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
+pub mod add_on;
+pub mod tax;

@@ -28,6 +28,15 @@ impl ValidationErrors {
         }
     }
 
+    /// Adds every error of `other` (for nested objects read separately).
+    pub fn merge(&mut self, other: ValidationErrors) {
+        for (field, codes) in other.0 {
+            for code in codes {
+                self.add(field.clone(), code);
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -4,6 +4,7 @@
 mod api;
 mod billable_metrics;
 mod binary;
+mod customers;
 mod openapi;
 mod support;
 mod taxes;

@@ -28,6 +28,10 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
     ("findAddOn", "get", "/add_ons/{code}"),
     ("updateAddOn", "put", "/add_ons/{code}"),
     ("destroyAddOn", "delete", "/add_ons/{code}"),
+    ("createCustomer", "post", "/customers"),
+    ("findAllCustomers", "get", "/customers"),
+    ("findCustomer", "get", "/customers/{external_customer_id}"),
+    ("destroyCustomer", "delete", "/customers/{external_customer_id}"),
 ];
 
 struct Spec {
@@ -164,4 +168,13 @@ async fn exercise_catalog(app: &TestApp) {
     app.get("/api/v1/add_ons/setup").await.ok();
     app.put("/api/v1/add_ons/setup", &json!({"add_on": {"amount_cents": 2000}})).await.ok();
     app.delete("/api/v1/add_ons/setup").await.ok();
+    let customer = json!({"customer": {"external_id": "acme", "name": "Acme", "email": "a@acme.com",
+        "currency": "EUR", "timezone": "Europe/Paris", "country": "FR", "net_payment_term": 30, "tax_codes": ["vat"],
+        "billing_configuration": {"invoice_grace_period": 2, "document_locale": "fr"},
+        "shipping_address": {"city": "Lyon"}, "metadata": [{"key": "crm", "value": "1", "display_in_invoice": true}]}});
+    app.post("/api/v1/customers", &customer).await.ok();
+    app.post("/api/v1/customers", &json!({"customer": {"external_id": "gone"}})).await.ok();
+    app.get("/api/v1/customers").await.ok();
+    app.get("/api/v1/customers/acme").await.ok();
+    app.delete("/api/v1/customers/gone").await.ok();
 }

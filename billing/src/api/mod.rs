@@ -3,6 +3,7 @@
 
 mod add_ons;
 mod billable_metrics;
+mod customers;
 mod taxes;
 
 use axum::Router;
@@ -16,5 +17,9 @@ pub struct ApiState {
 
 /// Every billing route, under `/api/v1`.
 pub fn routes() -> Router<ApiState> {
-    Router::new().merge(billable_metrics::routes()).merge(taxes::routes()).merge(add_ons::routes())
+    Router::new()
+        .merge(billable_metrics::routes())
+        .merge(taxes::routes())
+        .merge(add_ons::routes())
+        .merge(customers::routes())
 }

@@ -9,3 +9,4 @@ pub(crate) fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(text)
 }
 pub mod add_ons;
+pub mod customers;

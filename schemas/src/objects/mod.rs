@@ -9,4 +9,5 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 pub mod add_on;
+pub mod customer;
 pub mod tax;

@@ -2,6 +2,7 @@
 
 pub mod add_on;
 pub mod billable_metric;
+pub mod charge;
 pub mod customer;
 pub mod expression;
 pub mod lists;

@@ -6,5 +6,6 @@ mod billable_metrics;
 mod binary;
 mod customers;
 mod openapi;
+mod plans;
 mod support;
 mod taxes;

@@ -32,6 +32,11 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
     ("findAllCustomers", "get", "/customers"),
     ("findCustomer", "get", "/customers/{external_customer_id}"),
     ("destroyCustomer", "delete", "/customers/{external_customer_id}"),
+    ("createPlan", "post", "/plans"),
+    ("findAllPlans", "get", "/plans"),
+    ("findPlan", "get", "/plans/{code}"),
+    ("updatePlan", "put", "/plans/{code}"),
+    ("destroyPlan", "delete", "/plans/{code}"),
 ];
 
 struct Spec {
@@ -177,4 +182,44 @@ async fn exercise_catalog(app: &TestApp) {
     app.get("/api/v1/customers").await.ok();
     app.get("/api/v1/customers/acme").await.ok();
     app.delete("/api/v1/customers/gone").await.ok();
+    let tokens = json!({"billable_metric": {"name": "Tokens", "code": "tokens", "aggregation_type": "sum_agg",
+        "field_name": "n", "filters": [{"key": "region", "values": ["eu", "us"]}]}});
+    let calls = app.post("/api/v1/billable_metrics", &tokens).await.ok().body["billable_metric"]["lago_id"].clone();
+    let plan = json!({"plan": {"name": "Startup", "code": "startup", "interval": "yearly", "amount_cents": 10000,
+    "amount_currency": "EUR", "pay_in_advance": true, "trial_period": 7.5, "bill_charges_monthly": true,
+    "description": "d", "invoice_display_name": "Startup plan", "tax_codes": ["vat"],
+    "minimum_commitment": {"amount_cents": 20000, "invoice_display_name": "Min", "tax_codes": ["vat"]},
+    "charges": [
+        {"billable_metric_id": calls, "charge_model": "graduated", "tax_codes": ["vat"], "properties": {
+            "grouped_by": ["zone"], "graduated_ranges": [
+            {"from_value": 0, "to_value": 10, "per_unit_amount": "0", "flat_amount": "0"},
+            {"from_value": 11, "to_value": null, "per_unit_amount": "0.5", "flat_amount": "1"}]},
+         "filters": [{"values": {"region": ["eu"]}, "invoice_display_name": "EU",
+                      "properties": {"graduated_ranges": [
+                        {"from_value": 0, "to_value": null, "per_unit_amount": "1", "flat_amount": "0"}]}}]},
+        {"billable_metric_id": calls, "charge_model": "package",
+         "properties": {"amount": "5", "package_size": 100, "free_units": 0}},
+        {"billable_metric_id": calls, "charge_model": "percentage", "properties": {"rate": "1.5",
+         "fixed_amount": "0.1", "free_units_per_events": 2, "free_units_per_total_aggregation": "10"}},
+        {"billable_metric_id": calls, "charge_model": "volume", "properties": {"volume_ranges": [
+            {"from_value": 0, "to_value": null, "per_unit_amount": "1", "flat_amount": "0"}]}},
+        {"billable_metric_id": calls, "charge_model": "graduated_percentage", "properties": {
+            "graduated_percentage_ranges": [
+            {"from_value": 0, "to_value": null, "rate": "1", "fixed_amount": "0", "flat_amount": "0"}]}},
+        {"billable_metric_id": calls, "charge_model": "dynamic"},
+        {"billable_metric_id": calls, "charge_model": "standard", "pay_in_advance": true, "invoiceable": false,
+         "regroup_paid_fees": "invoice", "properties": {"amount": "0.25"}}
+    ]}});
+    app.post("/api/v1/plans", &plan).await.ok();
+    app.post(
+        "/api/v1/plans",
+        &json!({"plan": {"name": "Old", "code": "old", "interval": "weekly",
+        "amount_cents": 0, "amount_currency": "USD"}}),
+    )
+    .await
+    .ok();
+    app.get("/api/v1/plans").await.ok();
+    app.get("/api/v1/plans/startup").await.ok();
+    app.put("/api/v1/plans/startup", &json!({"plan": {"name": "Startup 2", "amount_cents": 12000}})).await.ok();
+    app.delete("/api/v1/plans/old").await.ok();
 }

@@ -4,6 +4,7 @@
 mod add_ons;
 mod billable_metrics;
 mod customers;
+mod plans;
 mod taxes;
 
 use axum::Router;
@@ -22,4 +23,5 @@ pub fn routes() -> Router<ApiState> {
         .merge(taxes::routes())
         .merge(add_ons::routes())
         .merge(customers::routes())
+        .merge(plans::routes())
 }

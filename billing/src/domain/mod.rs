@@ -6,4 +6,5 @@ pub mod charge;
 pub mod customer;
 pub mod expression;
 pub mod lists;
+pub mod plan;
 pub mod tax;

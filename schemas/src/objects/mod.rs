@@ -10,4 +10,5 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 }
 pub mod add_on;
 pub mod customer;
+pub mod plan;
 pub mod tax;

@@ -1,0 +1,254 @@
+//! `/api/v1/plans`: create, show by code, update (charges kept by id, replaced otherwise), delete, list.
+
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use schemas::body::{JsonObject, take_root};
+use schemas::objects::plan::{ChargeFilterObject, ChargeObject, CommitmentObject, PlanEnvelope, PlanObject, PlansPage};
+use schemas::objects::timestamp;
+use schemas::pagination::PageQuery;
+use schemas::{ApiError, OrgId, ValidationErrors};
+use serde_json::Value;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::ApiState;
+use crate::domain::charge::{self, ChargeAttrs};
+use crate::domain::plan::{self as domain, PlanInput};
+use crate::store::plans::{self as store, Plan};
+use crate::store::taxes;
+use crate::{Error, Result};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/api/v1/plans", post(create).get(list))
+        .route("/api/v1/plans/{code}", get(show).put(update).delete(destroy))
+}
+
+const ROOT: &str = "plan";
+
+async fn create(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<PlanEnvelope>, ApiError> {
+    let input = domain::parse_input(&take_root(body, ROOT)?)?;
+    let mut tx = state.pool.begin().await.map_err(Error::from)?;
+    let plan = save(&mut tx, org, None, None, &input).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(PlanEnvelope { plan: render(&plan) }))
+}
+
+async fn update(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Path(code): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<PlanEnvelope>, ApiError> {
+    let input = domain::parse_input(&take_root(body, ROOT)?)?;
+    let mut tx = state.pool.begin().await.map_err(Error::from)?;
+    let row = store::find_row(&mut tx, org, &code, true).await?.ok_or(ApiError::NotFound(ROOT))?;
+    let current = store::load(&mut tx, org, vec![row]).await?.pop().ok_or(ApiError::NotFound(ROOT))?;
+    let plan = save(&mut tx, org, Some(&current), None, &input).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(PlanEnvelope { plan: render(&plan) }))
+}
+
+/// Validates the request against the current plan (none: a new plan, a child of `parent` when given) and writes
+/// the result; the caller owns the transaction, so any error leaves nothing behind.
+pub(super) async fn save(
+    conn: &mut PgConnection,
+    org: Uuid,
+    current: Option<&Plan>,
+    parent: Option<Uuid>,
+    input: &PlanInput,
+) -> Result<Plan> {
+    let locked = match current {
+        Some(p) => store::attached_to_subscriptions(conn, org, p.row.id).await?,
+        None => false,
+    };
+    let code_taken = match input.requested_code() {
+        Some(code) if !locked && parent.is_none() => {
+            store::code_taken(conn, org, code, current.map(|p| p.row.id)).await?
+        }
+        _ => false,
+    };
+    let existing = |id: Option<Uuid>| current.and_then(|p| p.charges.iter().find(|c| Some(c.id) == id));
+
+    // Each charge's metric: the one sent, else (updating a charge) the stored one. A locked charge keeps its metric.
+    let mut metric_ids = Vec::new();
+    if let Some(charges) = &input.charges {
+        for c in charges {
+            let stored = existing(c.id).map(|s| s.attrs.billable_metric_id);
+            let id = match (stored, locked) {
+                (Some(id), true) => id,
+                _ => c.billable_metric_id.or(stored).ok_or(Error::NotFound("billable_metric"))?,
+            };
+            metric_ids.push(id);
+        }
+    }
+    let metrics = store::metric_infos(conn, org, &metric_ids).await?;
+    if metric_ids.iter().any(|id| !metrics.contains_key(id)) {
+        return Err(Error::NotFound("billable_metrics"));
+    }
+
+    let mut errors = ValidationErrors::new();
+    let attrs = domain::apply(current.map(|p| p.row.attrs()).as_ref(), input, locked, code_taken, &mut errors);
+    let commitment = domain::apply_commitment(
+        current.and_then(|p| p.commitment.as_ref().map(|c| &c.attrs)),
+        &input.minimum_commitment,
+        &mut errors,
+    );
+    let mut charges: Option<Vec<(Option<Uuid>, ChargeAttrs)>> = None;
+    if let Some(list) = &input.charges {
+        let mut built = Vec::with_capacity(list.len());
+        let mut explicit = Vec::with_capacity(list.len());
+        for (c, metric_id) in list.iter().zip(&metric_ids) {
+            let stored = existing(c.id);
+            let metric = metrics.get(metric_id).ok_or(Error::NotFound("billable_metrics"))?;
+            let attrs = charge::build(c, stored.map(|s| &s.attrs), metric, locked && stored.is_some(), &mut errors);
+            explicit.push(c.code.is_some() || stored.is_some());
+            built.push((stored.map(|s| s.id), attrs));
+        }
+        let mut attrs_only: Vec<ChargeAttrs> = built.iter().map(|(_, a)| a.clone()).collect();
+        charge::assign_codes(&mut attrs_only, &explicit, &mut errors);
+        for ((_, a), with_code) in built.iter_mut().zip(attrs_only) {
+            a.code = with_code.code;
+        }
+        charges = Some(built);
+    }
+    errors.into_result()?;
+
+    let (plan_id, insert) = match current {
+        Some(p) => (p.row.id, false),
+        None => (Uuid::new_v4(), true),
+    };
+    let row = store::write_plan(conn, org, plan_id, parent, &attrs, insert).await?;
+    if let Some(codes) = &input.tax_codes {
+        let found = taxes::resolve_codes(conn, org, codes).await?;
+        taxes::set_applied(conn, org, store::OWNER_PLAN, row.id, &found).await?;
+    }
+    let commitment_id = store::write_commitment(conn, org, row.id, commitment.as_ref()).await?;
+    if let (Some(id), schemas::input::Field::Value(c)) = (commitment_id, &input.minimum_commitment)
+        && let Some(codes) = &c.tax_codes
+    {
+        let found = taxes::resolve_codes(conn, org, codes).await?;
+        taxes::set_applied(conn, org, store::OWNER_COMMITMENT, id, &found).await?;
+    }
+    if let (Some(list), Some(inputs)) = (&charges, &input.charges) {
+        let mut kept = Vec::with_capacity(list.len());
+        for ((id, attrs), c) in list.iter().zip(inputs) {
+            let id = store::write_charge(conn, org, row.id, *id, attrs).await?;
+            if let Some(codes) = &c.tax_codes {
+                let found = taxes::resolve_codes(conn, org, codes).await?;
+                taxes::set_applied(conn, org, store::OWNER_CHARGE, id, &found).await?;
+            }
+            kept.push(id);
+        }
+        store::delete_other_charges(conn, org, row.id, &kept).await?;
+    }
+    store::load(conn, org, vec![row]).await?.pop().ok_or(Error::NotFound("plan"))
+}
+
+async fn show(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Path(code): Path<String>,
+) -> Result<Json<PlanEnvelope>, ApiError> {
+    let plan = store::find(&state.pool, org, &code).await?.ok_or(ApiError::NotFound(ROOT))?;
+    Ok(Json(PlanEnvelope { plan: render(&plan) }))
+}
+
+async fn destroy(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Path(code): Path<String>,
+) -> Result<Json<PlanEnvelope>, ApiError> {
+    let mut tx = state.pool.begin().await.map_err(Error::from)?;
+    let row = store::find_row(&mut tx, org, &code, true).await?.ok_or(ApiError::NotFound(ROOT))?;
+    let plan = store::load(&mut tx, org, vec![row]).await?.pop().ok_or(ApiError::NotFound(ROOT))?;
+    store::delete(&mut tx, org, plan.row.id).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(PlanEnvelope { plan: render(&plan) }))
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<PlansPage>, ApiError> {
+    let page = query.page();
+    let (plans, total) = store::list(&state.pool, org, page.limit(), page.offset()).await?;
+    Ok(Json(PlansPage { plans: plans.iter().map(render).collect(), meta: page.meta(total) }))
+}
+
+pub(super) fn render(p: &Plan) -> PlanObject {
+    let r = &p.row;
+    PlanObject {
+        lago_id: r.id,
+        name: r.name.clone(),
+        invoice_display_name: r.invoice_display_name.clone(),
+        created_at: timestamp(r.created_at),
+        code: r.code.clone(),
+        interval: r.interval.clone(),
+        description: r.description.clone(),
+        amount_cents: r.amount_cents,
+        amount_currency: r.amount_currency.clone(),
+        trial_period: r.trial_period.map(|t| t.normalize()),
+        pay_in_advance: r.pay_in_advance,
+        bill_charges_monthly: r.bill_charges_monthly,
+        bill_fixed_charges_monthly: r.bill_charges_monthly.map(|_| false),
+        customers_count: 0,
+        active_subscriptions_count: 0,
+        draft_invoices_count: 0,
+        parent_id: r.parent_id,
+        pending_deletion: false,
+        charges: p
+            .charges
+            .iter()
+            .map(|c| ChargeObject {
+                lago_id: c.id,
+                lago_billable_metric_id: c.attrs.billable_metric_id,
+                code: c.attrs.code.clone(),
+                invoice_display_name: c.attrs.invoice_display_name.clone(),
+                billable_metric_code: c.billable_metric_code.clone(),
+                created_at: timestamp(c.created_at),
+                charge_model: c.attrs.charge_model.clone(),
+                invoiceable: c.attrs.invoiceable,
+                regroup_paid_fees: c.attrs.regroup_paid_fees.clone(),
+                pay_in_advance: c.attrs.pay_in_advance,
+                prorated: c.attrs.prorated,
+                min_amount_cents: c.attrs.min_amount_cents,
+                accepts_target_wallet: false,
+                properties: charge::render_properties(&c.attrs.properties),
+                applied_pricing_unit: None,
+                lago_parent_id: None,
+                filters: c
+                    .filters
+                    .iter()
+                    .map(|f| ChargeFilterObject {
+                        lago_id: f.id,
+                        charge_code: c.attrs.code.clone(),
+                        invoice_display_name: f.attrs.invoice_display_name.clone(),
+                        properties: charge::render_properties(&f.attrs.properties),
+                        values: f.attrs.values.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect(),
+                    })
+                    .collect(),
+                taxes: c.taxes.iter().map(super::taxes::render).collect(),
+            })
+            .collect(),
+        fixed_charges: Vec::new(),
+        usage_thresholds: Vec::new(),
+        taxes: p.taxes.iter().map(super::taxes::render).collect(),
+        minimum_commitment: p.commitment.as_ref().map(|c| CommitmentObject {
+            lago_id: c.id,
+            plan_code: r.code.clone(),
+            invoice_display_name: c.attrs.invoice_display_name.clone(),
+            amount_cents: c.attrs.amount_cents,
+            interval: r.interval.clone(),
+            created_at: timestamp(c.created_at),
+            updated_at: timestamp(c.updated_at),
+            taxes: c.taxes.iter().map(super::taxes::render).collect(),
+        }),
+    }
+}

@@ -7,5 +7,6 @@ mod binary;
 mod customers;
 mod openapi;
 mod plans;
+mod subscriptions;
 mod support;
 mod taxes;

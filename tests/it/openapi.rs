@@ -37,6 +37,11 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
     ("findPlan", "get", "/plans/{code}"),
     ("updatePlan", "put", "/plans/{code}"),
     ("destroyPlan", "delete", "/plans/{code}"),
+    ("createSubscription", "post", "/subscriptions"),
+    ("findAllSubscriptions", "get", "/subscriptions"),
+    ("findSubscription", "get", "/subscriptions/{external_id}"),
+    ("updateSubscription", "put", "/subscriptions/{external_id}"),
+    ("destroySubscription", "delete", "/subscriptions/{external_id}"),
 ];
 
 struct Spec {
@@ -222,4 +227,16 @@ async fn exercise_catalog(app: &TestApp) {
     app.get("/api/v1/plans/startup").await.ok();
     app.put("/api/v1/plans/startup", &json!({"plan": {"name": "Startup 2", "amount_cents": 12000}})).await.ok();
     app.delete("/api/v1/plans/old").await.ok();
+    let subscription = json!({"subscription": {"external_customer_id": "acme", "plan_code": "startup",
+        "external_id": "sub1", "name": "Main", "billing_time": "anniversary", "subscription_at": "2026-01-15T00:00:00Z",
+        "ending_at": "2099-01-01T00:00:00Z", "plan_overrides": {"amount_cents": 9000}}});
+    app.post("/api/v1/subscriptions", &subscription).await.ok();
+    let future = json!({"subscription": {"external_customer_id": "acme", "plan_code": "startup",
+        "external_id": "sub2", "subscription_at": "2099-01-01T00:00:00Z"}});
+    app.post("/api/v1/subscriptions", &future).await.ok();
+    app.get("/api/v1/subscriptions?external_customer_id=acme&status[]=active&status[]=pending").await.ok();
+    app.get("/api/v1/subscriptions/sub1").await.ok();
+    app.put("/api/v1/subscriptions/sub1", &json!({"subscription": {"name": "Renamed"}})).await.ok();
+    app.delete("/api/v1/subscriptions/sub2?status=pending").await.ok();
+    app.delete("/api/v1/subscriptions/sub1").await.ok();
 }

@@ -5,6 +5,7 @@ mod add_ons;
 mod billable_metrics;
 mod customers;
 mod plans;
+mod subscriptions;
 mod taxes;
 
 use axum::Router;
@@ -24,4 +25,5 @@ pub fn routes() -> Router<ApiState> {
         .merge(add_ons::routes())
         .merge(customers::routes())
         .merge(plans::routes())
+        .merge(subscriptions::routes())
 }

@@ -222,7 +222,7 @@ pub(super) fn render(p: &Plan) -> PlanObject {
                 accepts_target_wallet: false,
                 properties: charge::render_properties(&c.attrs.properties),
                 applied_pricing_unit: None,
-                lago_parent_id: None,
+                lago_parent_id: c.attrs.parent_id,
                 filters: c
                     .filters
                     .iter()
@@ -251,4 +251,103 @@ pub(super) fn render(p: &Plan) -> PlanObject {
             taxes: c.taxes.iter().map(super::taxes::render).collect(),
         }),
     }
+}
+
+/// A plan as a create/update request body, the starting point of a customer-specific copy.
+fn as_request(p: &Plan, keep_charge_ids: bool) -> serde_json::Map<String, Value> {
+    let r = &p.row;
+    let codes = |taxes: &[taxes::Tax]| Value::from(taxes.iter().map(|t| t.code.clone()).collect::<Vec<_>>());
+    let charges: Vec<Value> = p
+        .charges
+        .iter()
+        .map(|c| {
+            let a = &c.attrs;
+            let mut m = serde_json::json!({
+                "billable_metric_id": a.billable_metric_id, "code": a.code,
+                "invoice_display_name": a.invoice_display_name, "charge_model": a.charge_model,
+                "pay_in_advance": a.pay_in_advance, "invoiceable": a.invoiceable, "prorated": a.prorated,
+                "min_amount_cents": a.min_amount_cents, "regroup_paid_fees": a.regroup_paid_fees,
+                "properties": a.properties, "tax_codes": codes(&c.taxes),
+                "filters": a.filters.iter().map(|f| serde_json::json!({
+                    "invoice_display_name": f.invoice_display_name, "properties": f.properties, "values": f.values,
+                })).collect::<Vec<_>>(),
+            });
+            if keep_charge_ids {
+                m["id"] = Value::from(c.id.to_string());
+            }
+            m
+        })
+        .collect();
+    let value = serde_json::json!({
+        "name": r.name, "invoice_display_name": r.invoice_display_name, "code": r.code, "interval": r.interval,
+        "description": r.description, "amount_cents": r.amount_cents, "amount_currency": r.amount_currency,
+        "trial_period": r.trial_period.map(|t| t.to_string()), "pay_in_advance": r.pay_in_advance,
+        "bill_charges_monthly": r.bill_charges_monthly, "tax_codes": codes(&p.taxes), "charges": charges,
+        "minimum_commitment": p.commitment.as_ref().map(|c| serde_json::json!({
+            "amount_cents": c.attrs.amount_cents, "invoice_display_name": c.attrs.invoice_display_name,
+            "tax_codes": codes(&c.taxes),
+        })),
+    });
+    match value {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// Lago's `plan_overrides`: the subscription gets its own copy of `parent` (a child plan with the parent's code)
+/// with the given fields changed; overriding again updates that copy (`child`). Charges are overridden by the id of
+/// the parent's charge.
+pub(super) async fn override_plan(
+    conn: &mut PgConnection,
+    org: Uuid,
+    parent: &Plan,
+    child: Option<&Plan>,
+    overrides: &serde_json::Map<String, Value>,
+) -> Result<Plan> {
+    const PLAN_FIELDS: [&str; 8] = [
+        "amount_cents",
+        "amount_currency",
+        "description",
+        "name",
+        "invoice_display_name",
+        "trial_period",
+        "tax_codes",
+        "minimum_commitment",
+    ];
+    const CHARGE_FIELDS: [&str; 5] = ["invoice_display_name", "min_amount_cents", "properties", "filters", "tax_codes"];
+    let base = child.unwrap_or(parent);
+    let mut request = as_request(base, child.is_some());
+    for field in PLAN_FIELDS {
+        if let Some(v) = overrides.get(field) {
+            request.insert(field.to_owned(), v.clone());
+        }
+    }
+    // Which charge of `base` each parent charge is.
+    let base_index = |parent_charge: Uuid| {
+        base.charges.iter().position(|c| {
+            if child.is_some() { c.attrs.parent_id == Some(parent_charge) } else { c.id == parent_charge }
+        })
+    };
+    if let Some(Value::Array(list)) = overrides.get("charges") {
+        for o in list {
+            let id = o.get("id").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok());
+            let index = id.and_then(base_index).ok_or(Error::NotFound("charge"))?;
+            if let Some(Value::Object(target)) = request.get_mut("charges").and_then(|c| c.get_mut(index)) {
+                for field in CHARGE_FIELDS {
+                    if let Some(v) = o.get(field) {
+                        target.insert(field.to_owned(), v.clone());
+                    }
+                }
+            }
+        }
+    }
+    let mut input = domain::parse_input(&request)?;
+    if child.is_none()
+        && let Some(charges) = input.charges.as_mut()
+    {
+        for (c, parent_charge) in charges.iter_mut().zip(&parent.charges) {
+            c.parent_id = Some(parent_charge.id);
+        }
+    }
+    save(conn, org, child, Some(parent.row.id), &input).await
 }

@@ -43,6 +43,8 @@ pub struct FilterAttrs {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChargeAttrs {
     pub billable_metric_id: Uuid,
+    /// For a charge of a customer-specific plan: the charge of the parent plan it overrides.
+    pub parent_id: Option<Uuid>,
     pub code: String,
     pub invoice_display_name: Option<String>,
     pub charge_model: String,
@@ -59,6 +61,8 @@ pub struct ChargeAttrs {
 #[derive(Debug, Clone, Default)]
 pub struct ChargeInput {
     pub id: Option<Uuid>,
+    /// Set when a plan override copies a parent charge (never read from the request).
+    pub parent_id: Option<Uuid>,
     pub billable_metric_id: Option<Uuid>,
     pub code: Option<String>,
     pub invoice_display_name: Field<String>,
@@ -99,6 +103,7 @@ pub fn parse_charge(map: &Map<String, Value>, errors: &mut ValidationErrors) -> 
     let mut f = Fields::new(map);
     let mut input = ChargeInput {
         id: uuid_field(&mut f, "id"),
+        parent_id: None,
         billable_metric_id: uuid_field(&mut f, "billable_metric_id"),
         code: f.string("code").value().filter(|c| !c.trim().is_empty()),
         invoice_display_name: f.string("invoice_display_name"),
@@ -459,6 +464,7 @@ pub fn build(
     };
     ChargeAttrs {
         billable_metric_id: metric.id,
+        parent_id: input.parent_id.or(current.and_then(|c| c.parent_id)),
         code: input.code.clone().or_else(|| current.map(|c| c.code.clone())).unwrap_or_else(|| metric.code.clone()),
         invoice_display_name: input
             .invoice_display_name

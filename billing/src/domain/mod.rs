@@ -7,4 +7,5 @@ pub mod customer;
 pub mod expression;
 pub mod lists;
 pub mod plan;
+pub mod subscription;
 pub mod tax;

@@ -145,9 +145,25 @@ where
     F: FnOnce(Option<&CustomerAttrs>) -> Result<Change>,
 {
     let mut tx = pool.begin().await?;
+    let customer = upsert_in(&mut tx, org, external_id, tax_codes, change).await?;
+    tx.commit().await?;
+    Ok(customer)
+}
+
+/// `upsert` inside the caller's transaction.
+pub async fn upsert_in<F>(
+    tx: &mut PgConnection,
+    org: Uuid,
+    external_id: &str,
+    tax_codes: Option<&[String]>,
+    change: F,
+) -> Result<Customer>
+where
+    F: FnOnce(Option<&CustomerAttrs>) -> Result<Change>,
+{
     // One writer per organization at a time: numbering and the find-or-create stay race free.
     sqlx::query("SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE").bind(org).execute(&mut *tx).await?;
-    let current = find_in(&mut tx, org, external_id, true).await?;
+    let current = find_in(tx, org, external_id, true).await?;
     let (attrs, metadata) = change(current.as_ref().map(|c| &c.attrs))?;
     let columns = text_columns();
     let id = match &current {
@@ -194,15 +210,24 @@ where
         }
     };
     if let Some(metadata) = metadata {
-        replace_metadata(&mut tx, org, id, &metadata).await?;
+        replace_metadata(tx, org, id, &metadata).await?;
     }
     if let Some(codes) = tax_codes {
-        let found = taxes::resolve_codes(&mut tx, org, codes).await?;
-        taxes::set_applied(&mut tx, org, OWNER, id, &found).await?;
+        let found = taxes::resolve_codes(tx, org, codes).await?;
+        taxes::set_applied(tx, org, OWNER, id, &found).await?;
     }
-    let customer = find_in(&mut tx, org, &attrs.external_id, false).await?.ok_or(Error::NotFound("customer"))?;
-    tx.commit().await?;
-    Ok(customer)
+    find_in(tx, org, &attrs.external_id, false).await?.ok_or(Error::NotFound("customer"))
+}
+
+/// Gives a customer without a currency this one (its first subscription's plan currency, as Lago).
+pub async fn set_currency_if_blank(conn: &mut PgConnection, org: Uuid, customer: Uuid, currency: &str) -> Result<()> {
+    sqlx::query("UPDATE customers SET currency = $3 WHERE organization_id = $1 AND id = $2 AND currency IS NULL")
+        .bind(org)
+        .bind(customer)
+        .bind(currency)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;

@@ -11,3 +11,4 @@ pub(crate) fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
 pub mod add_ons;
 pub mod customers;
 pub mod plans;
+pub mod subscriptions;

@@ -192,6 +192,7 @@ pub async fn load(conn: &mut PgConnection, org: Uuid, rows: Vec<PlanRow>) -> Res
         id: Uuid,
         plan_id: Uuid,
         billable_metric_id: Uuid,
+        parent_id: Option<Uuid>,
         billable_metric_code: String,
         code: String,
         invoice_display_name: Option<String>,
@@ -205,7 +206,7 @@ pub async fn load(conn: &mut PgConnection, org: Uuid, rows: Vec<PlanRow>) -> Res
         created_at: DateTime<Utc>,
     }
     let charge_rows: Vec<ChargeRow> = sqlx::query_as(
-        "SELECT c.id, c.plan_id, c.billable_metric_id, m.code AS billable_metric_code, c.code,
+        "SELECT c.id, c.plan_id, c.billable_metric_id, c.parent_id, m.code AS billable_metric_code, c.code,
                 c.invoice_display_name, c.charge_model, c.pay_in_advance, c.invoiceable, c.prorated,
                 c.min_amount_cents, c.regroup_paid_fees, c.properties, c.created_at
          FROM charges c JOIN billable_metrics m ON m.id = c.billable_metric_id
@@ -273,6 +274,7 @@ pub async fn load(conn: &mut PgConnection, org: Uuid, rows: Vec<PlanRow>) -> Res
             id: c.id,
             attrs: ChargeAttrs {
                 billable_metric_id: c.billable_metric_id,
+                parent_id: c.parent_id,
                 code: c.code,
                 invoice_display_name: c.invoice_display_name,
                 charge_model: c.charge_model,
@@ -404,13 +406,15 @@ pub async fn write_charge(
         None => {
             "INSERT INTO charges (organization_id, plan_id, id, billable_metric_id, code, invoice_display_name,
                      charge_model, pay_in_advance, invoiceable, prorated, min_amount_cents, regroup_paid_fees,
-                     properties, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, clock_timestamp()) RETURNING id"
+                     properties, parent_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, clock_timestamp())
+                 RETURNING id"
         }
         Some(_) => {
             "UPDATE charges SET billable_metric_id = $4, code = $5, invoice_display_name = $6,
                      charge_model = $7, pay_in_advance = $8, invoiceable = $9, prorated = $10,
-                     min_amount_cents = $11, regroup_paid_fees = $12, properties = $13, updated_at = now()
+                     min_amount_cents = $11, regroup_paid_fees = $12, properties = $13, parent_id = $14,
+                     updated_at = now()
                  WHERE organization_id = $1 AND plan_id = $2 AND id = $3 AND deleted_at IS NULL RETURNING id"
         }
     };
@@ -428,6 +432,7 @@ pub async fn write_charge(
         .bind(a.min_amount_cents)
         .bind(&a.regroup_paid_fees)
         .bind(Json(&a.properties))
+        .bind(a.parent_id)
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(Error::NotFound("charge"))?;

@@ -11,4 +11,5 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 pub mod add_on;
 pub mod customer;
 pub mod plan;
+pub mod subscription;
 pub mod tax;

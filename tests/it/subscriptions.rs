@@ -1,0 +1,334 @@
+//! `/api/v1/subscriptions` through HTTP on real PostgreSQL: statuses, plan changes, overrides, filters, isolation.
+
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+/// A metric and two monthly plans: "basic" (10.00) and "pro" (50.00), each with one standard charge.
+async fn catalog(app: &TestApp) -> String {
+    let m = app
+        .post(
+            "/api/v1/billable_metrics",
+            &json!({"billable_metric": {"name": "Calls", "code": "calls", "aggregation_type": "count_agg"}}),
+        )
+        .await
+        .ok();
+    let metric = m.body["billable_metric"]["lago_id"].as_str().unwrap().to_owned();
+    for (code, amount) in [("basic", 1000), ("pro", 5000)] {
+        app.post(
+            "/api/v1/plans",
+            &json!({"plan": {"name": code, "code": code, "interval": "monthly", "amount_cents": amount,
+                "amount_currency": "EUR", "charges": [{"billable_metric_id": metric, "charge_model": "standard",
+                "properties": {"amount": "0.1"}}]}}),
+        )
+        .await
+        .ok();
+    }
+    metric
+}
+
+fn sub(fields: Value) -> Value {
+    json!({ "subscription": fields })
+}
+
+#[tokio::test]
+async fn create_show_list_terminate() {
+    let app = TestApp::new().await;
+    catalog(&app).await;
+    let r = app
+        .post(
+            "/api/v1/subscriptions",
+            &sub(json!({"external_customer_id": "acme", "plan_code": "basic", "external_id": "s1", "name": "Main",
+                        "billing_time": "anniversary", "subscription_at": "2025-03-15T10:00:00Z"})),
+        )
+        .await
+        .expect(200);
+    let s = &r.body["subscription"];
+    assert_eq!(
+        (s["status"].clone(), s["plan_code"].clone(), s["external_customer_id"].clone()),
+        (json!("active"), json!("basic"), json!("acme"))
+    );
+    assert_eq!(s["started_at"], "2025-03-15T10:00:00Z");
+    assert_eq!(s["billing_time"], "anniversary");
+    assert_eq!(s["plan"]["code"], "basic");
+    assert_eq!(s["plan_amount_cents"], 1000);
+    // An anniversary period starts on the 15th.
+    let from = s["current_billing_period_started_at"].as_str().unwrap();
+    assert!(from[8..10] == *"15", "{from}");
+    // The customer was created, with the plan's currency.
+    let c = app.get("/api/v1/customers/acme").await.expect(200);
+    assert_eq!(c.body["customer"]["currency"], "EUR");
+    assert_eq!(app.get("/api/v1/subscriptions/s1").await.expect(200).body["subscription"]["lago_id"], s["lago_id"]);
+    let l = app.get("/api/v1/subscriptions?external_customer_id=acme&plan_code=basic").await.expect(200);
+    assert_eq!(l.body["meta"]["total_count"], 1);
+    let l = app.get("/api/v1/subscriptions?plan_code=pro").await.expect(200);
+    assert_eq!(l.body["meta"]["total_count"], 0);
+    let t = app.delete("/api/v1/subscriptions/s1").await.expect(200);
+    assert_eq!(t.body["subscription"]["status"], "terminated");
+    assert!(t.body["subscription"]["terminated_at"].is_string());
+    app.get("/api/v1/subscriptions/s1").await.expect(404);
+    assert_eq!(
+        app.get("/api/v1/subscriptions/s1?status=terminated").await.expect(200).body["subscription"]["status"],
+        "terminated"
+    );
+    let l = app.get("/api/v1/subscriptions?status[]=terminated&status[]=active").await.expect(200);
+    assert_eq!(l.body["meta"]["total_count"], 1);
+    // The external id is free again.
+    let body = sub(json!({"external_customer_id": "acme", "plan_code": "basic", "external_id": "s1"}));
+    let again = app.post("/api/v1/subscriptions", &body).await.expect(200);
+    assert_eq!(again.body["subscription"]["status"], "active");
+}
+
+#[tokio::test]
+async fn future_subscription_is_pending_until_its_day() {
+    let app = TestApp::new().await;
+    catalog(&app).await;
+    let r = app
+        .post(
+            "/api/v1/subscriptions",
+            &sub(json!({"external_customer_id": "acme", "plan_code": "basic", "external_id": "s1",
+                        "subscription_at": "2099-01-01T00:00:00Z"})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.body["subscription"]["status"], "pending");
+    assert_eq!(r.body["subscription"]["started_at"], Value::Null);
+    assert_eq!(r.body["subscription"]["current_billing_period_started_at"], Value::Null);
+    app.get("/api/v1/subscriptions/s1").await.expect(404);
+    app.get("/api/v1/subscriptions/s1?status=pending").await.expect(200);
+    assert_eq!(app.get("/api/v1/subscriptions?status[]=pending").await.ok().body["meta"]["total_count"], 1);
+    // Moving its start to the past activates it.
+    let u = app
+        .put("/api/v1/subscriptions/s1", &sub(json!({"subscription_at": "2026-01-01T00:00:00Z", "name": "Now"})))
+        .await
+        .expect(200);
+    assert_eq!(
+        (u.body["subscription"]["status"].clone(), u.body["subscription"]["name"].clone()),
+        (json!("active"), json!("Now"))
+    );
+    assert_eq!(u.body["subscription"]["started_at"], "2026-01-01T00:00:00Z");
+    // A pending one is canceled with status=pending.
+    app.post(
+        "/api/v1/subscriptions",
+        &sub(json!({"external_customer_id": "acme", "plan_code": "basic", "external_id": "s2",
+                    "subscription_at": "2099-01-01T00:00:00Z"})),
+    )
+    .await
+    .ok();
+    app.delete("/api/v1/subscriptions/s2").await.expect(404);
+    let c = app.delete("/api/v1/subscriptions/s2?status=pending").await.expect(200);
+    assert_eq!(c.body["subscription"]["status"], "canceled");
+    assert!(c.body["subscription"]["canceled_at"].is_string());
+}
+
+#[tokio::test]
+async fn upgrade_now_and_downgrade_at_period_end() {
+    let app = TestApp::new().await;
+    catalog(&app).await;
+    let create = |plan: &str| {
+        sub(
+            json!({"external_customer_id": "acme", "plan_code": plan, "external_id": "s1", "subscription_at": "2026-01-01"}),
+        )
+    };
+    let first = app.post("/api/v1/subscriptions", &create("basic")).await.expect(200).body["subscription"].clone();
+    let up = app.post("/api/v1/subscriptions", &create("pro")).await.expect(200).body["subscription"].clone();
+    assert_ne!(up["lago_id"], first["lago_id"]);
+    assert_eq!(
+        (up["status"].clone(), up["plan_code"].clone(), up["previous_plan_code"].clone()),
+        (json!("active"), json!("pro"), json!("basic"))
+    );
+    let old = app.get("/api/v1/subscriptions/s1?status=terminated").await.expect(200);
+    assert_eq!(old.body["subscription"]["lago_id"], first["lago_id"]);
+    // Same plan again: the same subscription.
+    let same = app.post("/api/v1/subscriptions", &create("pro")).await.expect(200);
+    assert_eq!(same.body["subscription"]["lago_id"], up["lago_id"]);
+    // Cheaper plan: pending until the period ends; the active one announces it.
+    let down = app.post("/api/v1/subscriptions", &create("basic")).await.expect(200).body["subscription"].clone();
+    assert_eq!(
+        (down["status"].clone(), down["plan_code"].clone(), down["previous_plan_code"].clone()),
+        (json!("pending"), json!("basic"), json!("pro"))
+    );
+    let active = app.get("/api/v1/subscriptions/s1").await.expect(200).body["subscription"].clone();
+    assert_eq!(active["lago_id"], up["lago_id"]);
+    assert_eq!(active["next_plan_code"], "basic");
+    let end = active["current_billing_period_ending_at"].as_str().unwrap();
+    let date = active["downgrade_plan_date"].as_str().unwrap();
+    assert!(date > &end[..10], "{date} after {end}");
+    // Terminating the active one cancels the downgrade.
+    app.delete("/api/v1/subscriptions/s1").await.expect(200);
+    let l = app.get("/api/v1/subscriptions?status[]=canceled").await.expect(200);
+    assert_eq!(l.body["subscriptions"][0]["lago_id"], down["lago_id"]);
+}
+
+#[tokio::test]
+async fn plan_overrides_make_a_customer_specific_plan() {
+    let app = TestApp::new().await;
+    catalog(&app).await;
+    let parent = app.get("/api/v1/plans/basic").await.ok().body["plan"].clone();
+    let charge = parent["charges"][0]["lago_id"].clone();
+    let r = app
+        .post(
+            "/api/v1/subscriptions",
+            &sub(json!({"external_customer_id": "acme", "plan_code": "basic", "external_id": "s1",
+                "plan_overrides": {"amount_cents": 777, "name": "Basic for Acme",
+                    "charges": [{"id": charge, "properties": {"amount": "0.05"}}]}})),
+        )
+        .await
+        .expect(200);
+    let p = &r.body["subscription"]["plan"];
+    assert_eq!(r.body["subscription"]["plan_code"], "basic");
+    assert_eq!(r.body["subscription"]["plan_amount_cents"], 777);
+    assert_eq!(p["parent_id"], parent["lago_id"]);
+    assert_ne!(p["lago_id"], parent["lago_id"]);
+    assert_eq!(p["name"], "Basic for Acme");
+    assert_eq!(p["charges"][0]["properties"]["amount"], "0.05");
+    assert_eq!(p["charges"][0]["lago_parent_id"], charge);
+    // The parent is unchanged and the copy is not listed.
+    let after = app.get("/api/v1/plans/basic").await.ok().body["plan"].clone();
+    assert_eq!(
+        (after["amount_cents"].clone(), after["charges"][0]["properties"]["amount"].clone()),
+        (json!(1000), json!("0.1"))
+    );
+    assert_eq!(app.get("/api/v1/plans").await.ok().body["meta"]["total_count"], 2);
+    // Overriding again updates the same copy.
+    let u =
+        app.put("/api/v1/subscriptions/s1", &sub(json!({"plan_overrides": {"amount_cents": 888}}))).await.expect(200);
+    assert_eq!(u.body["subscription"]["plan"]["lago_id"], p["lago_id"]);
+    assert_eq!(u.body["subscription"]["plan_amount_cents"], 888);
+    assert_eq!(u.body["subscription"]["plan"]["charges"][0]["properties"]["amount"], "0.05");
+    // An override must still be a valid plan.
+    let bad = app
+        .post(
+            "/api/v1/subscriptions",
+            &sub(json!({"external_customer_id": "acme", "plan_code": "basic", "external_id": "s2",
+                        "plan_overrides": {"amount_currency": "EURO"}})),
+        )
+        .await
+        .expect(422);
+    assert_eq!(bad.body["error_details"]["amount_currency"], json!(["value_is_invalid"]));
+    app.get("/api/v1/subscriptions/s2").await.expect(404);
+}
+
+#[tokio::test]
+async fn validation_and_not_found() {
+    let app = TestApp::new().await;
+    catalog(&app).await;
+    let r = app
+        .post(
+            "/api/v1/subscriptions",
+            &sub(json!({"plan_code": "basic", "billing_time": "weekly", "subscription_at": "someday",
+                        "ending_at": "2020-01-01"})),
+        )
+        .await
+        .expect(422);
+    for (f, c) in [
+        ("external_customer_id", "value_is_mandatory"),
+        ("external_id", "value_is_mandatory"),
+        ("billing_time", "value_is_invalid"),
+        ("subscription_at", "invalid_date"),
+        ("ending_at", "invalid_date"),
+    ] {
+        assert_eq!(r.body["error_details"][f], json!([c]), "{f}");
+    }
+    app.get("/api/v1/customers/acme").await.expect(404);
+    let r = app
+        .post(
+            "/api/v1/subscriptions",
+            &sub(json!({"external_customer_id": "acme", "plan_code": "nope", "external_id": "s"})),
+        )
+        .await;
+    assert_eq!(r.expect(404).body["code"], "plan_not_found");
+    app.get("/api/v1/customers/acme").await.expect(404);
+    let r = app.get("/api/v1/subscriptions/nope").await.expect(404);
+    assert_eq!(r.body["code"], "subscription_not_found");
+    app.put("/api/v1/subscriptions/nope", &sub(json!({"name": "x"}))).await.expect(404);
+    app.delete("/api/v1/subscriptions/nope").await.expect(404);
+    app.post(
+        "/api/v1/subscriptions",
+        &sub(json!({"external_customer_id": "acme", "plan_code": "basic", "external_id": "s"})),
+    )
+    .await
+    .ok();
+    let r = app.put("/api/v1/subscriptions/s", &sub(json!({"ending_at": "2001-01-01"}))).await.expect(422);
+    assert_eq!(r.body["error_details"]["ending_at"], json!(["invalid_date"]));
+    // Another customer cannot take the same external id.
+    let r = app
+        .post(
+            "/api/v1/subscriptions",
+            &sub(json!({"external_customer_id": "other", "plan_code": "basic", "external_id": "s"})),
+        )
+        .await;
+    assert_eq!(r.expect(422).body["error_details"]["external_id"], json!(["value_already_exist"]));
+}
+
+#[tokio::test]
+async fn subscriptions_lock_their_plan_and_end_with_it_or_their_customer() {
+    let app = TestApp::new().await;
+    catalog(&app).await;
+    app.post(
+        "/api/v1/subscriptions",
+        &sub(json!({"external_customer_id": "acme", "plan_code": "basic", "external_id": "s1"})),
+    )
+    .await
+    .ok();
+    app.post(
+        "/api/v1/subscriptions",
+        &sub(json!({"external_customer_id": "bob", "plan_code": "pro", "external_id": "s2"})),
+    )
+    .await
+    .ok();
+    // A plan in use keeps its interval and currency; its amount may change.
+    let p = app
+        .put(
+            "/api/v1/plans/basic",
+            &json!({"plan": {"interval": "yearly", "amount_currency": "USD", "amount_cents": 1200}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (
+            p.body["plan"]["interval"].clone(),
+            p.body["plan"]["amount_currency"].clone(),
+            p.body["plan"]["amount_cents"].clone()
+        ),
+        (json!("monthly"), json!("EUR"), json!(1200))
+    );
+    app.delete("/api/v1/plans/basic").await.expect(200);
+    assert_eq!(
+        app.get("/api/v1/subscriptions/s1?status=terminated").await.expect(200).body["subscription"]["status"],
+        "terminated"
+    );
+    app.delete("/api/v1/customers/bob").await.expect(200);
+    assert_eq!(
+        app.get("/api/v1/subscriptions/s2?status=terminated").await.expect(200).body["subscription"]["status"],
+        "terminated"
+    );
+}
+
+#[tokio::test]
+async fn subscriptions_are_isolated_per_organization() {
+    let app = TestApp::new().await;
+    catalog(&app).await;
+    app.post(
+        "/api/v1/subscriptions",
+        &sub(json!({"external_customer_id": "acme", "plan_code": "basic", "external_id": "s1"})),
+    )
+    .await
+    .ok();
+    let other = app.new_org("Other").await;
+    app.call_as(&other, "GET", "/api/v1/subscriptions/s1", None).await.expect(404);
+    app.call_as(&other, "DELETE", "/api/v1/subscriptions/s1", None).await.expect(404);
+    app.call_as(&other, "PUT", "/api/v1/subscriptions/s1", Some(&sub(json!({"name": "x"})))).await.expect(404);
+    assert_eq!(app.call_as(&other, "GET", "/api/v1/subscriptions", None).await.ok().body["meta"]["total_count"], 0);
+    // This organization's plan is unknown there.
+    let r = app
+        .call_as(
+            &other,
+            "POST",
+            "/api/v1/subscriptions",
+            Some(&sub(json!({"external_customer_id": "acme", "plan_code": "basic", "external_id": "s1"}))),
+        )
+        .await;
+    r.expect(404);
+    assert_eq!(app.get("/api/v1/subscriptions/s1").await.expect(200).body["subscription"]["status"], "active");
+}

@@ -10,6 +10,9 @@ pub enum Error {
     NotFound(&'static str),
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    /// 405: the object's state or settings forbid the action (Lago's `not_allowed` codes).
+    #[error("not allowed: {0}")]
+    NotAllowed(&'static str),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("{0}")]
@@ -30,6 +33,7 @@ impl From<Error> for ApiError {
             Error::Validation(v) => ApiError::Validation(v),
             Error::NotFound(object) => ApiError::NotFound(object),
             Error::Forbidden(code) => ApiError::Forbidden(code),
+            Error::NotAllowed(code) => ApiError::NotAllowed(code),
             Error::Database(e) => ApiError::internal(format!("database: {e}")),
             Error::Internal(m) => ApiError::Internal(m),
         }

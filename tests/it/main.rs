@@ -4,6 +4,7 @@
 mod api;
 mod billable_metrics;
 mod binary;
+mod coupons;
 mod customers;
 mod openapi;
 mod plans;

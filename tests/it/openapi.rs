@@ -42,6 +42,15 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
     ("findSubscription", "get", "/subscriptions/{external_id}"),
     ("updateSubscription", "put", "/subscriptions/{external_id}"),
     ("destroySubscription", "delete", "/subscriptions/{external_id}"),
+    ("createCoupon", "post", "/coupons"),
+    ("findAllCoupons", "get", "/coupons"),
+    ("findCoupon", "get", "/coupons/{code}"),
+    ("updateCoupon", "put", "/coupons/{code}"),
+    ("destroyCoupon", "delete", "/coupons/{code}"),
+    ("applyCoupon", "post", "/applied_coupons"),
+    ("findAllAppliedCoupons", "get", "/applied_coupons"),
+    ("findAllCustomerAppliedCoupons", "get", "/customers/{external_customer_id}/applied_coupons"),
+    ("deleteAppliedCoupon", "delete", "/customers/{external_customer_id}/applied_coupons/{applied_coupon_id}"),
 ];
 
 struct Spec {
@@ -239,4 +248,32 @@ async fn exercise_catalog(app: &TestApp) {
     app.put("/api/v1/subscriptions/sub1", &json!({"subscription": {"name": "Renamed"}})).await.ok();
     app.delete("/api/v1/subscriptions/sub2?status=pending").await.ok();
     app.delete("/api/v1/subscriptions/sub1").await.ok();
+    let coupon = json!({"coupon": {"name": "Ten", "code": "ten", "coupon_type": "percentage", "percentage_rate": "10",
+        "frequency": "recurring", "frequency_duration": 3, "expiration": "time_limit",
+        "expiration_at": "2099-01-01T00:00:00Z", "reusable": true, "applies_to": {"plan_codes": ["startup"]}}});
+    app.post("/api/v1/coupons", &coupon).await.ok();
+    let fixed = json!({"coupon": {"name": "Gift", "code": "gift", "coupon_type": "fixed_amount", "amount_cents": 500,
+        "amount_currency": "EUR", "frequency": "once", "expiration": "no_expiration"}});
+    app.post("/api/v1/coupons", &fixed).await.ok();
+    app.get("/api/v1/coupons").await.ok();
+    app.get("/api/v1/coupons/ten").await.ok();
+    app.put("/api/v1/coupons/ten", &json!({"coupon": {"name": "Ten %"}})).await.ok();
+    let applied = app
+        .post(
+            "/api/v1/applied_coupons",
+            &json!({"applied_coupon": {"external_customer_id": "acme", "coupon_code": "gift"}}),
+        )
+        .await
+        .ok();
+    app.post(
+        "/api/v1/applied_coupons",
+        &json!({"applied_coupon": {"external_customer_id": "acme", "coupon_code": "ten"}}),
+    )
+    .await
+    .ok();
+    app.get("/api/v1/applied_coupons?status=active").await.ok();
+    app.get("/api/v1/customers/acme/applied_coupons").await.ok();
+    let id = applied.body["applied_coupon"]["lago_id"].as_str().unwrap_or_default().to_owned();
+    app.delete(&format!("/api/v1/customers/acme/applied_coupons/{id}")).await.ok();
+    app.delete("/api/v1/coupons/gift").await.ok();
 }

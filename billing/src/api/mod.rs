@@ -3,6 +3,7 @@
 
 mod add_ons;
 mod billable_metrics;
+mod coupons;
 mod customers;
 mod plans;
 mod subscriptions;
@@ -26,4 +27,5 @@ pub fn routes() -> Router<ApiState> {
         .merge(customers::routes())
         .merge(plans::routes())
         .merge(subscriptions::routes())
+        .merge(coupons::routes())
 }

@@ -3,6 +3,7 @@
 pub mod add_on;
 pub mod billable_metric;
 pub mod charge;
+pub mod coupon;
 pub mod customer;
 pub mod expression;
 pub mod lists;

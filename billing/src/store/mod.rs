@@ -9,6 +9,7 @@ pub(crate) fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(text)
 }
 pub mod add_ons;
+pub mod coupons;
 pub mod customers;
 pub mod plans;
 pub mod subscriptions;

@@ -9,6 +9,7 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 pub mod add_on;
+pub mod coupon;
 pub mod customer;
 pub mod plan;
 pub mod subscription;

@@ -7,6 +7,7 @@ mod binary;
 mod coupons;
 mod customers;
 mod openapi;
+mod organizations;
 mod plans;
 mod subscriptions;
 mod support;

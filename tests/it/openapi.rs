@@ -51,6 +51,7 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
     ("findAllAppliedCoupons", "get", "/applied_coupons"),
     ("findAllCustomerAppliedCoupons", "get", "/customers/{external_customer_id}/applied_coupons"),
     ("deleteAppliedCoupon", "delete", "/customers/{external_customer_id}/applied_coupons/{applied_coupon_id}"),
+    ("updateOrganization", "put", "/organizations"),
 ];
 
 struct Spec {
@@ -276,4 +277,9 @@ async fn exercise_catalog(app: &TestApp) {
     let id = applied.body["applied_coupon"]["lago_id"].as_str().unwrap_or_default().to_owned();
     app.delete(&format!("/api/v1/customers/acme/applied_coupons/{id}")).await.ok();
     app.delete("/api/v1/coupons/gift").await.ok();
+    let organization = json!({"organization": {"timezone": "Europe/Paris", "default_currency": "EUR",
+        "webhook_url": "https://hooks.example.com", "country": "FR", "email": "billing@acme.com", "net_payment_term": 30,
+        "document_numbering": "per_customer", "document_number_prefix": "ACM", "legal_name": "Acme",
+        "billing_configuration": {"invoice_grace_period": 2, "document_locale": "fr", "invoice_footer": "Thanks"}}});
+    app.put("/api/v1/organizations", &organization).await.ok();
 }

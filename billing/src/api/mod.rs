@@ -5,6 +5,7 @@ mod add_ons;
 mod billable_metrics;
 mod coupons;
 mod customers;
+mod organizations;
 mod plans;
 mod subscriptions;
 mod taxes;
@@ -28,4 +29,5 @@ pub fn routes() -> Router<ApiState> {
         .merge(plans::routes())
         .merge(subscriptions::routes())
         .merge(coupons::routes())
+        .merge(organizations::routes())
 }

@@ -7,6 +7,7 @@ pub mod coupon;
 pub mod customer;
 pub mod expression;
 pub mod lists;
+pub mod organization;
 pub mod plan;
 pub mod subscription;
 pub mod tax;

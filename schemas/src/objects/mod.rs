@@ -11,6 +11,7 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 pub mod add_on;
 pub mod coupon;
 pub mod customer;
+pub mod organization;
 pub mod plan;
 pub mod subscription;
 pub mod tax;

@@ -9,6 +9,7 @@ mod customers;
 mod openapi;
 mod organizations;
 mod plans;
+mod sdk;
 mod subscriptions;
 mod support;
 mod taxes;

@@ -184,6 +184,9 @@ pub fn apply(
             Some(_) => {}
         }
     }
+    if next.frequency_duration.is_some_and(|d| d > i64::from(i32::MAX)) {
+        e.add("frequency_duration", "value_is_out_of_range");
+    }
     if !EXPIRATIONS.contains(&next.expiration.as_str()) {
         e.add("expiration", "value_is_invalid");
     }
@@ -227,7 +230,7 @@ pub fn applied_terms(coupon: &CouponAttrs, overrides: &Map<String, Value>) -> Re
     if !FREQUENCIES.contains(&terms.frequency.as_str()) {
         e.add("frequency", "value_is_invalid");
     }
-    if terms.frequency == "recurring" && terms.frequency_duration.is_none_or(|d| d <= 0) {
+    if terms.frequency == "recurring" && terms.frequency_duration.is_none_or(|d| d <= 0 || d > i64::from(i32::MAX)) {
         e.add("frequency_duration", "value_is_out_of_range");
     }
     e.into_result().map(|()| terms)

@@ -230,10 +230,12 @@ fn validate(c: &CustomerAttrs, e: &mut ValidationErrors) {
     {
         e.add("document_locale", "not_a_valid_language_code");
     }
-    if c.net_payment_term.is_some_and(|n| n < 0) {
+    // Days, stored as 32-bit integers.
+    let out_of_range = |n: i64| n < 0 || n > i64::from(i32::MAX);
+    if c.net_payment_term.is_some_and(out_of_range) {
         e.add("net_payment_term", "value_is_out_of_range");
     }
-    if c.invoice_grace_period.is_some_and(|n| n < 0) {
+    if c.invoice_grace_period.is_some_and(out_of_range) {
         e.add("invoice_grace_period", "value_is_out_of_range");
     }
 }
@@ -328,7 +330,7 @@ mod tests {
     #[test]
     fn every_rule_is_reported() {
         let e = errors(json!({"currency": "EURO", "timezone": "Mars/Base", "country": "XX", "email": "nope",
-            "customer_type": "robot", "net_payment_term": -1, "finalize_zero_amount_invoice": "never",
+            "customer_type": "robot", "net_payment_term": 3_000_000_000i64, "finalize_zero_amount_invoice": "never",
             "billing_configuration": {"invoice_grace_period": -2, "document_locale": "xx"},
             "shipping_address": {"country": "ZZ"}}));
         let expected = [

@@ -149,10 +149,11 @@ fn validate(o: &OrgSettings, e: &mut ValidationErrors) {
         n if n > 10 => e.add("document_number_prefix", "value_is_too_long"),
         _ => {}
     }
-    if o.net_payment_term < 0 {
+    let out_of_range = |n: i64| n < 0 || n > i64::from(i32::MAX);
+    if out_of_range(o.net_payment_term) {
         e.add("net_payment_term", "value_is_out_of_range");
     }
-    if o.invoice_grace_period < 0 {
+    if out_of_range(o.invoice_grace_period) {
         e.add("invoice_grace_period", "value_is_out_of_range");
     }
     if o.invoice_footer.as_deref().is_some_and(|f| f.chars().count() > 600) {

@@ -4,6 +4,7 @@
 mod api;
 mod billable_metrics;
 mod binary;
+mod catalog_rules;
 mod coupons;
 mod customers;
 mod openapi;

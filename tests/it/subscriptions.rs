@@ -332,3 +332,69 @@ async fn subscriptions_are_isolated_per_organization() {
     r.expect(404);
     assert_eq!(app.get("/api/v1/subscriptions/s1").await.expect(200).body["subscription"]["status"], "active");
 }
+
+/// Time passing, simulated by moving stored instants into the past: a pending subscription activates on its day, a
+/// downgrade replaces its subscription at the period boundary, and `ending_at` terminates.
+#[tokio::test]
+async fn due_status_changes_apply_when_read() {
+    let app = TestApp::new().await;
+    catalog(&app).await;
+    let body = |plan: &str, id: &str, at: &str| {
+        sub(json!({"external_customer_id": "acme", "plan_code": plan, "external_id": id, "subscription_at": at}))
+    };
+    app.post("/api/v1/subscriptions", &body("basic", "future", "2099-01-01T00:00:00Z")).await.ok();
+    sqlx::query("UPDATE subscriptions SET subscription_at = now() - interval '1 day' WHERE external_id = 'future'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let s = app.get("/api/v1/subscriptions/future").await.expect(200);
+    assert_eq!(s.body["subscription"]["status"], "active");
+    assert!(s.body["subscription"]["started_at"].is_string());
+
+    app.post("/api/v1/subscriptions", &body("pro", "down", "2026-01-01")).await.ok();
+    app.post("/api/v1/subscriptions", &body("basic", "down", "2026-01-01")).await.ok();
+    sqlx::query("UPDATE subscriptions SET activates_at = now() - interval '1 second' WHERE activates_at IS NOT NULL")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let s = app.get("/api/v1/subscriptions/down").await.expect(200);
+    assert_eq!(
+        (s.body["subscription"]["plan_code"].clone(), s.body["subscription"]["previous_plan_code"].clone()),
+        (json!("basic"), json!("pro"))
+    );
+    let old = app.get("/api/v1/subscriptions/down?status=terminated").await.expect(200);
+    assert_eq!(old.body["subscription"]["plan_code"], "pro");
+
+    app.post("/api/v1/subscriptions", &body("basic", "ends", "2026-01-01")).await.ok();
+    sqlx::query("UPDATE subscriptions SET ending_at = now() - interval '1 second' WHERE external_id = 'ends'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app.get("/api/v1/subscriptions/ends").await.expect(404);
+    let s = app.get("/api/v1/subscriptions/ends?status=terminated").await.expect(200);
+    assert_eq!(s.body["subscription"]["terminated_at"], s.body["subscription"]["ending_at"]);
+}
+
+#[tokio::test]
+async fn concurrent_creates_of_one_external_id_store_one() {
+    let app = TestApp::new().await;
+    catalog(&app).await;
+    let body = sub(json!({"external_customer_id": "acme", "plan_code": "basic", "external_id": "s1"}));
+    let results = futures_join(&app, &body).await;
+    assert!(results.iter().all(|s| *s == 200 || *s == 422), "{results:?}");
+    let n: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM subscriptions WHERE external_id = 's1' AND status = 'active'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(n, 1);
+}
+
+async fn futures_join(app: &TestApp, body: &Value) -> Vec<u16> {
+    let (a, b, c) = tokio::join!(
+        app.post("/api/v1/subscriptions", body),
+        app.post("/api/v1/subscriptions", body),
+        app.post("/api/v1/subscriptions", body)
+    );
+    vec![a.status, b.status, c.status]
+}

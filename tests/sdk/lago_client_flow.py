@@ -10,6 +10,7 @@ import sys
 
 from lago_python_client.client import Client
 from lago_python_client.models import (
+    AddOn,
     BillableMetric,
     Charge,
     Coupon,
@@ -19,6 +20,7 @@ from lago_python_client.models import (
     Subscription,
     Tax,
 )
+from lago_python_client.models.organization import Organization, OrganizationBillingConfiguration
 from lago_python_client.models.applied_coupon import AppliedCoupon
 from lago_python_client.models.charge import Charges
 from lago_python_client.models.coupon import LimitationConfiguration
@@ -110,9 +112,38 @@ def main():
     listed = client.subscriptions.find_all({"external_customer_id": "acme"})
     check("subscriptions listed", [s.external_id for s in listed["subscriptions"]], ["acme-startup"])
 
+    more_calls(client)
+
     terminated = client.subscriptions.destroy("acme-startup")
     check("terminated", terminated.status, "terminated")
     print("lago-python-client flow: every call succeeded")
+
+
+def more_calls(client):
+    """Updates and lists of every resource, parsed by the client's own response models."""
+    check("plan update", client.plans.update(Plan(name="Startup v2"), "startup").name, "Startup v2")
+    check("tax update", client.taxes.update(Tax(rate=19.6), "vat_20").rate, 19.6)
+    check("coupon update", client.coupons.update(Coupon(name="Launch!"), "launch").name, "Launch!")
+    sub = client.subscriptions.update(Subscription(name="Renamed"), "acme-startup")
+    check("subscription update", sub.name, "Renamed")
+    add_on = client.add_ons.create(AddOn(name="Setup", code="setup", amount_cents=5000, amount_currency="EUR",
+                                          tax_codes=["vat_20"]))
+    check("add-on", (client.add_ons.find("setup").lago_id, add_on.amount_cents), (add_on.lago_id, 5000))
+    org = client.organizations.update(Organization(
+        default_currency="EUR", timezone="Europe/Paris", net_payment_term=15,
+        billing_configuration=OrganizationBillingConfiguration(invoice_grace_period=2, document_locale="fr"),
+    ))
+    # The client's organization response model has no default_currency field.
+    check("organization", (org.timezone, org.net_payment_term, org.billing_configuration.invoice_grace_period),
+          ("Europe/Paris", 15, 2))
+    for resource, key, expected in [
+        (client.billable_metrics, "billable_metrics", 1), (client.taxes, "taxes", 1), (client.plans, "plans", 1),
+        (client.customers, "customers", 1), (client.coupons, "coupons", 1), (client.add_ons, "add_ons", 1),
+        (client.applied_coupons, "applied_coupons", 1),
+    ]:
+        page = resource.find_all()
+        check(f"{key} listed", (len(page[key]), page["meta"]["total_count"]), (expected, expected))
+    check("add-on deleted", client.add_ons.destroy("setup").code, "setup")
 
 
 if __name__ == "__main__":

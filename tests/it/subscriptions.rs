@@ -63,8 +63,15 @@ async fn create_show_list_terminate() {
     assert_eq!(l.body["meta"]["total_count"], 1);
     let l = app.get("/api/v1/subscriptions?plan_code=pro").await.expect(200);
     assert_eq!(l.body["meta"]["total_count"], 0);
-    let t = app.delete("/api/v1/subscriptions/s1").await.expect(200);
+    let r = app.delete("/api/v1/subscriptions/s1?on_termination_invoice=later").await.expect(422);
+    assert_eq!(r.body["error_details"]["on_termination_invoice"], json!(["invalid_value"]));
+    let t = app
+        .delete("/api/v1/subscriptions/s1?on_termination_credit_note=refund&on_termination_invoice=skip")
+        .await
+        .expect(200);
     assert_eq!(t.body["subscription"]["status"], "terminated");
+    assert_eq!(t.body["subscription"]["on_termination_credit_note"], "refund");
+    assert_eq!(t.body["subscription"]["on_termination_invoice"], "skip");
     assert!(t.body["subscription"]["terminated_at"].is_string());
     app.get("/api/v1/subscriptions/s1").await.expect(404);
     assert_eq!(
@@ -249,8 +256,14 @@ async fn validation_and_not_found() {
     )
     .await
     .ok();
-    let r = app.put("/api/v1/subscriptions/s", &sub(json!({"ending_at": "2001-01-01"}))).await.expect(422);
+    let r = app
+        .put("/api/v1/subscriptions/s", &sub(json!({"ending_at": "2001-01-01", "on_termination_credit_note": "cash"})))
+        .await
+        .expect(422);
     assert_eq!(r.body["error_details"]["ending_at"], json!(["invalid_date"]));
+    assert_eq!(r.body["error_details"]["on_termination_credit_note"], json!(["invalid_value"]));
+    let u = app.put("/api/v1/subscriptions/s", &sub(json!({"on_termination_credit_note": "skip"}))).await.expect(200);
+    assert_eq!(u.body["subscription"]["on_termination_credit_note"], "skip");
     // Another customer cannot take the same external id.
     let r = app
         .post(

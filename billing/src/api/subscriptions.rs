@@ -231,7 +231,16 @@ async fn update(
     };
     let ending_at =
         domain::check_ending_at(&input.ending_at, Some(subscription_at), now, &mut errors).unwrap_or(sub.ending_at);
+    let termination = domain::termination_options(
+        input.on_termination_credit_note.as_deref(),
+        input.on_termination_invoice.as_deref(),
+    );
+    if let Err(e) = &termination {
+        errors.merge(e.clone());
+    }
     errors.into_result()?;
+    let (credit_note, invoice) = termination.unwrap_or_default();
+    store::set_termination_options(&mut tx, org, sub.id, credit_note.as_deref(), invoice.as_deref()).await?;
     let name = input.name.clone().or_keep(sub.name.clone());
     let mut plan_id = sub.plan_id;
     if let Some(overrides) = &input.plan_overrides {
@@ -277,11 +286,17 @@ async fn terminate(
     Path(external_id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<SubscriptionEnvelope>, ApiError> {
-    let pending = query_value(&query_pairs(&raw), "status").as_deref() == Some("pending");
+    let pairs = query_pairs(&raw);
+    let pending = query_value(&pairs, "status").as_deref() == Some("pending");
+    let (credit_note, invoice) = domain::termination_options(
+        query_value(&pairs, "on_termination_credit_note").as_deref(),
+        query_value(&pairs, "on_termination_invoice").as_deref(),
+    )?;
     let mut tx = state.pool.begin().await.map_err(Error::from)?;
     store::refresh(&mut tx, org).await?;
     let status = if pending { "pending" } else { "active" };
     let sub = store::find(&mut tx, org, &external_id, status, true).await?.ok_or(ApiError::NotFound(ROOT))?;
+    store::set_termination_options(&mut tx, org, sub.id, credit_note.as_deref(), invoice.as_deref()).await?;
     if pending {
         store::cancel(&mut tx, org, sub.id).await?;
     } else {
@@ -366,8 +381,8 @@ async fn render(conn: &mut PgConnection, org: Uuid, s: &Subscription, with_plan:
         downgrade_plan_date: s.next_activates_at.map(|t| t.with_timezone(&tz_of(&s.timezone)).date_naive().to_string()),
         current_billing_period_started_at: period.map(|p| timestamp(p.0)),
         current_billing_period_ending_at: period.map(|p| timestamp(p.1)),
-        on_termination_credit_note: "credit".into(),
-        on_termination_invoice: "generate".into(),
+        on_termination_credit_note: s.on_termination_credit_note.clone().unwrap_or_else(|| "credit".into()),
+        on_termination_invoice: s.on_termination_invoice.clone(),
         progressive_billing_disabled: false,
         consolidate_invoice: true,
         purchase_order_number: None,

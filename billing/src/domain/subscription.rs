@@ -11,9 +11,32 @@ use schemas::input::{Field, Fields};
 use serde_json::{Map, Value};
 
 pub const BILLING_TIMES: [&str; 2] = ["calendar", "anniversary"];
+pub const ON_TERMINATION_CREDIT_NOTES: [&str; 4] = ["credit", "refund", "offset", "skip"];
+pub const ON_TERMINATION_INVOICES: [&str; 2] = ["generate", "skip"];
+
+/// Lago's termination options, from an update body or the DELETE query: blank is unset, unknown is `invalid_value`.
+pub fn termination_options(
+    credit_note: Option<&str>,
+    invoice: Option<&str>,
+) -> Result<(Option<String>, Option<String>), ValidationErrors> {
+    let mut e = ValidationErrors::new();
+    let pick = |v: Option<&str>, allowed: &[&str], field: &str, e: &mut ValidationErrors| match v.map(str::trim) {
+        None | Some("") => None,
+        Some(v) if allowed.contains(&v) => Some(v.to_owned()),
+        Some(_) => {
+            e.add(field, "invalid_value");
+            None
+        }
+    };
+    let credit_note = pick(credit_note, &ON_TERMINATION_CREDIT_NOTES, "on_termination_credit_note", &mut e);
+    let invoice = pick(invoice, &ON_TERMINATION_INVOICES, "on_termination_invoice", &mut e);
+    e.into_result().map(|()| (credit_note, invoice))
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct SubscriptionInput {
+    pub on_termination_credit_note: Option<String>,
+    pub on_termination_invoice: Option<String>,
     pub external_customer_id: Option<String>,
     pub plan_code: Option<String>,
     pub external_id: Option<String>,
@@ -29,6 +52,8 @@ pub fn parse_input(map: &Map<String, Value>) -> Result<SubscriptionInput, Valida
     let mut f = Fields::new(map);
     let trimmed = |v: Field<String>| v.value().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
     let input = SubscriptionInput {
+        on_termination_credit_note: f.string("on_termination_credit_note").value(),
+        on_termination_invoice: f.string("on_termination_invoice").value(),
         external_customer_id: trimmed(f.string("external_customer_id")),
         plan_code: trimmed(f.string("plan_code")),
         external_id: trimmed(f.string("external_id")),
@@ -262,6 +287,17 @@ mod tests {
     fn input(v: Value) -> SubscriptionInput {
         let Value::Object(m) = v else { unreachable!() };
         parse_input(&m).unwrap()
+    }
+
+    #[test]
+    fn termination_options_are_lagos() {
+        assert_eq!(
+            termination_options(Some("refund"), Some("skip")).unwrap(),
+            (Some("refund".into()), Some("skip".into()))
+        );
+        assert_eq!(termination_options(Some(""), None).unwrap(), (None, None));
+        let e = termination_options(Some("cash"), Some("later")).unwrap_err();
+        assert!(e.has("on_termination_credit_note") && e.has("on_termination_invoice"));
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct Subscription {
     pub canceled_at: Option<DateTime<Utc>>,
     pub previous_subscription_id: Option<Uuid>,
     pub activates_at: Option<DateTime<Utc>>,
+    pub on_termination_credit_note: Option<String>,
+    pub on_termination_invoice: String,
     pub created_at: DateTime<Utc>,
     // Joined for rendering.
     pub external_customer_id: String,
@@ -43,7 +45,8 @@ pub struct Subscription {
 
 const SELECT: &str = "SELECT s.id, s.customer_id, s.plan_id, s.external_id, s.name, s.status, s.billing_time,
         s.subscription_at, s.started_at, s.ending_at, s.terminated_at, s.canceled_at, s.previous_subscription_id,
-        s.activates_at, s.created_at, c.external_id AS external_customer_id,
+        s.activates_at, s.on_termination_credit_note, s.on_termination_invoice, s.created_at,
+        c.external_id AS external_customer_id,
         coalesce(c.timezone, o.timezone) AS timezone, p.code AS plan_code, p.amount_cents AS plan_amount_cents,
         p.amount_currency AS plan_amount_currency, p.interval AS plan_interval,
         p.bill_charges_monthly AS plan_bill_charges_monthly, pp.code AS previous_plan_code,
@@ -296,4 +299,26 @@ pub async fn list(
             .fetch_all(conn)
             .await?;
     Ok((rows, total))
+}
+
+/// Records what terminating the subscription will do (each option only when given).
+pub async fn set_termination_options(
+    conn: &mut PgConnection,
+    org: Uuid,
+    id: Uuid,
+    credit_note: Option<&str>,
+    invoice: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE subscriptions SET on_termination_credit_note = coalesce($3, on_termination_credit_note),
+             on_termination_invoice = coalesce($4, on_termination_invoice), updated_at = now()
+         WHERE organization_id = $1 AND id = $2",
+    )
+    .bind(org)
+    .bind(id)
+    .bind(credit_note)
+    .bind(invoice)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

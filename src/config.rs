@@ -66,6 +66,14 @@ pub struct Config {
     #[arg(long, env = "BILLSTREAM_MAX_BODY_BYTES", default_value = "5242880", value_parser = parse_max_body, global = true)]
     pub max_body_bytes: usize,
 
+    /// Most events in one `POST /api/v1/events/batch` (Lago's variable; Lago's default is 100).
+    #[arg(long, env = "LAGO_EVENTS_BATCH_MAX_LENGTH", default_value = "100", value_parser = parse_batch_limit, global = true)]
+    pub events_batch_limit: usize,
+
+    /// Group-commit writes of events in flight at once (embedded mode). Fewer writes make bigger groups.
+    #[arg(long, env = "BILLSTREAM_INGEST_MAX_INFLIGHT", default_value = "2", value_parser = parse_inflight, global = true)]
+    pub ingest_max_inflight: usize,
+
     /// Size of the PostgreSQL connection pool.
     #[arg(long, env = "BILLSTREAM_DB_MAX_CONNECTIONS", default_value = "16", value_parser = parse_pool_size, global = true)]
     pub db_max_connections: u32,
@@ -137,6 +145,22 @@ fn parse_max_body(s: &str) -> Result<usize, String> {
     }
 }
 
+fn parse_batch_limit(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=100_000).contains(&n) => Ok(n),
+        _ => {
+            Err(format!("LAGO_EVENTS_BATCH_MAX_LENGTH (--events-batch-limit): `{s}` must be a number from 1 to 100000"))
+        }
+    }
+}
+
+fn parse_inflight(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=64).contains(&n) => Ok(n),
+        _ => Err(format!("BILLSTREAM_INGEST_MAX_INFLIGHT (--ingest-max-inflight): `{s}` must be a number from 1 to 64")),
+    }
+}
+
 fn parse_pool_size(s: &str) -> Result<u32, String> {
     match s.trim().parse::<u32>() {
         Ok(n) if (1..=1000).contains(&n) => Ok(n),
@@ -158,6 +182,7 @@ mod tests {
         assert!(parse_api_url("ftp://x").unwrap_err().contains("LAGO_API_URL"));
         assert!(parse_max_body("12").unwrap_err().contains("BILLSTREAM_MAX_BODY_BYTES"));
         assert!(parse_pool_size("0").unwrap_err().contains("BILLSTREAM_DB_MAX_CONNECTIONS"));
+        assert!(parse_batch_limit("0").unwrap_err().contains("LAGO_EVENTS_BATCH_MAX_LENGTH"));
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //! routes, the body size limit, request metrics labelled by route template, and the one place server faults are
 //! logged.
 
+use std::sync::Arc;
 use std::time::Instant;
 
+use aggregate::EventStore;
+use aggregate::postgres::PgEventStore;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -11,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use billing::api::ApiState;
+use ingest::{EventLog, GroupCommitConfig, GroupCommitLog, IngestState};
 use metrics_exporter_prometheus::PrometheusHandle;
 use schemas::ApiError;
 use schemas::error::InternalDetail;
@@ -19,17 +23,48 @@ use sqlx::PgPool;
 
 use crate::auth::{self, Keys};
 
+/// Settings of the HTTP application.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpSettings {
+    pub max_body_bytes: usize,
+    pub events_batch_limit: usize,
+    pub group_commit: GroupCommitConfig,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            max_body_bytes: 5 * 1024 * 1024,
+            events_batch_limit: ingest::api::DEFAULT_BATCH_LIMIT,
+            group_commit: GroupCommitConfig::default(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
     pub prometheus: PrometheusHandle,
-    pub max_body_bytes: usize,
+    pub settings: HttpSettings,
     pub keys: Keys,
+    pub ingest: IngestState,
 }
 
 impl AppState {
-    pub fn new(pool: PgPool, max_body_bytes: usize) -> Self {
-        AppState { keys: Keys::new(pool.clone()), pool, prometheus: crate::telemetry::prometheus(), max_body_bytes }
+    /// The embedded mode: events go through the group commit into Postgres, and are checked asynchronously for the
+    /// events.errors report. Starts those background tasks on the current runtime.
+    pub fn embedded(pool: PgPool, settings: HttpSettings) -> Self {
+        let store: Arc<dyn EventStore> = Arc::new(PgEventStore::new(pool.clone()));
+        let recorder = ingest::validation::Recorder::start(pool.clone(), 4096);
+        let log: Arc<dyn EventLog> =
+            Arc::new(GroupCommitLog::start(store.clone(), settings.group_commit, Some(recorder)));
+        AppState {
+            keys: Keys::new(pool.clone()),
+            ingest: IngestState { log, store, batch_limit: settings.events_batch_limit },
+            pool,
+            prometheus: crate::telemetry::prometheus(),
+            settings,
+        }
     }
 }
 
@@ -37,6 +72,7 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let api = billing::api::routes()
         .with_state(ApiState { pool: state.pool.clone() })
+        .merge(ingest::routes().with_state(state.ingest.clone()))
         .route_layer(middleware::from_fn_with_state(state.keys.clone(), auth::require_org));
     Router::new()
         .merge(api)
@@ -46,7 +82,7 @@ pub fn app(state: AppState) -> Router {
         .route_layer(middleware::from_fn(tag_route))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
-        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(middleware::from_fn(observe))
 }
 

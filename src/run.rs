@@ -6,6 +6,8 @@ use tokio::net::TcpListener;
 
 use crate::config::{Cli, Command, Config, OrgCommand};
 use crate::database::Database;
+use crate::http::HttpSettings;
+use ingest::GroupCommitConfig;
 use crate::{AppState, app};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -53,7 +55,12 @@ async fn serve(config: Config, api_key: Option<String>, pool: PgPool) -> anyhow:
         .await
         .with_context(|| format!("BILLSTREAM_LISTEN: cannot listen on {}", config.listen))?;
     tracing::info!(listen = %config.listen, "billstream is ready");
-    let state = AppState::new(pool, config.max_body_bytes);
+    let settings = HttpSettings {
+        max_body_bytes: config.max_body_bytes,
+        events_batch_limit: config.events_batch_limit,
+        group_commit: GroupCommitConfig { max_inflight: config.ingest_max_inflight, ..GroupCommitConfig::default() },
+    };
+    let state = AppState::embedded(pool, settings);
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("shutting down");
     Ok(())

@@ -1,4 +1,8 @@
-//! Exact per-period usage totals: the `EventStore` seam (Postgres and ClickHouse scans as Arrow batches) and the
-//! DataFusion jobs that turn events into totals per subscription, filter and group.
-//!
-//! Empty until the aggregation issue lands; the crate exists so the workspace has its final shape.
+//! Usage events at rest and their totals: the `EventStore` seam with its adapters (Postgres now, ClickHouse with the
+//! scale mode), and, with the aggregation issue, the DataFusion jobs that turn events into totals per subscription,
+//! filter and group.
+
+pub mod postgres;
+pub mod store;
+
+pub use store::{EventQuery, EventStore, ScanFilter, StoreError};

@@ -1,4 +1,14 @@
-//! Usage events in: the HTTP ingest handlers, their validation and batching, the `EventLog` seam with its embedded
-//! (Postgres) and scale (Kafka) adapters, and the `sink` role that moves the log into the event store.
-//!
-//! Empty until the ingest issue lands; the crate exists so the workspace has its final shape.
+//! Usage events in: the `/api/v1/events` handlers, the parsing and checks of the event contract, the `EventLog` seam
+//! with its embedded adapter (group commit into the Postgres event store), and the asynchronous validation that feeds
+//! the `events.errors` report. The scale-mode adapters (Kafka log, sink) plug into the same seams.
+
+pub mod api;
+pub mod group_commit;
+pub mod log;
+pub mod metrics;
+pub mod parse;
+pub mod validation;
+
+pub use api::{IngestState, routes};
+pub use group_commit::{GroupCommitConfig, GroupCommitLog};
+pub use log::{Ack, EventLog, LogError};

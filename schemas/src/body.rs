@@ -16,14 +16,26 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        parse_object(&bytes).map(JsonObject)
+    }
+}
+
+/// The raw request body, for handlers that parse it themselves (ingest uses simd-json); over the limit is 413.
+#[derive(Debug)]
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state).await.map(RawBody).map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge
             } else {
                 ApiError::BadRequest("Bad Request".into())
             }
-        })?;
-        parse_object(&bytes).map(JsonObject)
+        })
     }
 }
 

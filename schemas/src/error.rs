@@ -28,15 +28,6 @@ impl ValidationErrors {
         }
     }
 
-    /// Adds every error of `other` (for nested objects read separately).
-    pub fn merge(&mut self, other: ValidationErrors) {
-        for (field, codes) in other.0 {
-            for code in codes {
-                self.add(field.clone(), code);
-            }
-        }
-    }
-
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -56,6 +47,15 @@ impl ValidationErrors {
 
     pub fn to_json(&self) -> Value {
         json!(self.0)
+    }
+
+    /// Moves every error of `other` into this set.
+    pub fn merge(&mut self, other: ValidationErrors) {
+        for (field, codes) in other.0 {
+            for code in codes {
+                self.add(field.clone(), code);
+            }
+        }
     }
 }
 
@@ -86,10 +86,14 @@ pub enum ApiError {
     PayloadTooLarge,
     /// 422 `validation_errors`.
     Validation(ValidationErrors),
+    /// 422 `validation_errors` with nested details, e.g. a batch's errors keyed by event index.
+    ValidationDetails(Value),
     /// 405 `not_allowed` with a Lago code, for an action the object's state forbids.
     NotAllowed(&'static str),
     /// 500: logged once with its detail; the client gets a generic body.
     Internal(String),
+    /// 503: a dependency is down or overloaded; the client should retry. Logged like a 500.
+    Unavailable(String),
 }
 
 impl ApiError {
@@ -105,8 +109,9 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::NotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation(_) | ApiError::ValidationDetails(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -131,7 +136,14 @@ impl ApiError {
                 "code": "validation_errors",
                 "error_details": errors.to_json(),
             }),
+            ApiError::ValidationDetails(details) => json!({
+                "status": status,
+                "error": "Unprocessable Entity",
+                "code": "validation_errors",
+                "error_details": details,
+            }),
             ApiError::Internal(_) => json!({"status": status, "error": "Internal Server Error"}),
+            ApiError::Unavailable(_) => json!({"status": status, "error": "Service Unavailable"}),
         }
     }
 }
@@ -145,7 +157,7 @@ impl From<ValidationErrors> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), Json(self.body())).into_response();
-        if let ApiError::Internal(detail) = self {
+        if let ApiError::Internal(detail) | ApiError::Unavailable(detail) = self {
             response.extensions_mut().insert(InternalDetail(detail));
         }
         response

@@ -5,6 +5,7 @@
 
 pub mod body;
 pub mod error;
+pub mod event;
 pub mod input;
 pub mod objects;
 pub mod pagination;

@@ -10,7 +10,7 @@ use testkit::TestPostgres;
 
 const BIN: &str = env!("CARGO_BIN_EXE_billstream");
 
-pub(crate) fn billstream(data_dir: &Path, port: u16) -> Command {
+pub fn billstream(data_dir: &Path, port: u16) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -21,7 +21,7 @@ pub(crate) fn billstream(data_dir: &Path, port: u16) -> Command {
 }
 
 /// Starts the server and returns it with the lines it printed on stdout until it was healthy.
-pub(crate) async fn start(mut cmd: Command, port: u16) -> (Child, Vec<String>) {
+pub async fn start(mut cmd: Command, port: u16) -> (Child, Vec<String>) {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn billstream");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -48,7 +48,7 @@ pub(crate) async fn start(mut cmd: Command, port: u16) -> (Child, Vec<String>) {
     (child, rx.try_iter().collect())
 }
 
-pub(crate) fn terminate(mut child: Child) -> std::process::ExitStatus {
+pub fn terminate(mut child: Child) -> std::process::ExitStatus {
     Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

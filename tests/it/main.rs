@@ -7,6 +7,7 @@ mod binary;
 mod catalog_rules;
 mod coupons;
 mod customers;
+mod events;
 mod openapi;
 mod organizations;
 mod plans;

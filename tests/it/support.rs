@@ -4,6 +4,7 @@
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, header};
+use billstream::http::HttpSettings;
 use billstream::{AppState, app};
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -57,7 +58,8 @@ impl TestApp {
         let pool = PgPoolOptions::new().max_connections(8).connect(&db.url()).await.expect("connect to test database");
         billing::migrate(&pool).await.expect("migrate");
         let (_, key) = billing::store::organizations::create(&pool, "Test org", None).await.expect("create org");
-        let router = app(AppState::new(pool.clone(), limit));
+        let settings = HttpSettings { max_body_bytes: limit, events_batch_limit: 10_000, ..HttpSettings::default() };
+        let router = app(AppState::embedded(pool.clone(), settings));
         TestApp { pool, router, key, _db: db }
     }
 

@@ -3,10 +3,12 @@
 pub mod add_on;
 pub mod billable_metric;
 pub mod charge;
+pub mod charge_models;
 pub mod coupon;
 pub mod customer;
 pub mod expression;
 pub mod lists;
+pub mod money;
 pub mod organization;
 pub mod plan;
 pub mod subscription;

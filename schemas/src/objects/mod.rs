@@ -1,6 +1,7 @@
 //! API objects as Lago renders them. Field order follows Lago's serializers.
 
 pub mod billable_metric;
+pub mod event;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 

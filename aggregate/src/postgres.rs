@@ -1,0 +1,187 @@
+//! The embedded event store: the Postgres `events` table.
+//!
+//! A write is one `INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING` in its own transaction: a single
+//! statement for any number of rows, atomic, and idempotent on the event identity.
+
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use rust_decimal::Decimal;
+use schemas::event::Event;
+use sqlx::{PgPool, QueryBuilder};
+use uuid::Uuid;
+
+use crate::store::{EventQuery, EventStore, ScanFilter, StoreError};
+
+#[derive(Clone)]
+pub struct PgEventStore {
+    pool: PgPool,
+}
+
+impl PgEventStore {
+    pub fn new(pool: PgPool) -> Self {
+        PgEventStore { pool }
+    }
+}
+
+fn db_error(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        other => StoreError::Failed(other.to_string()),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    organization_id: Uuid,
+    transaction_id: String,
+    external_subscription_id: String,
+    code: String,
+    timestamp: DateTime<Utc>,
+    properties: String,
+    precise_total_amount_cents: Option<Decimal>,
+    ingested_at: DateTime<Utc>,
+}
+
+impl From<Row> for Event {
+    fn from(r: Row) -> Self {
+        Event {
+            organization_id: r.organization_id,
+            external_subscription_id: r.external_subscription_id,
+            transaction_id: r.transaction_id,
+            code: r.code,
+            timestamp: r.timestamp,
+            properties: r.properties,
+            precise_total_amount_cents: r.precise_total_amount_cents,
+            ingested_at: r.ingested_at,
+        }
+    }
+}
+
+const COLUMNS: &str = r#"organization_id, transaction_id, external_subscription_id, code, "timestamp",
+    properties::text AS properties, precise_total_amount_cents, ingested_at"#;
+
+impl PgEventStore {
+    async fn insert(&self, events: &[Event]) -> Result<u64, sqlx::Error> {
+        let n = events.len();
+        let mut orgs = Vec::with_capacity(n);
+        let mut txs = Vec::with_capacity(n);
+        let mut subs = Vec::with_capacity(n);
+        let mut codes = Vec::with_capacity(n);
+        let mut times = Vec::with_capacity(n);
+        let mut props = Vec::with_capacity(n);
+        let mut amounts = Vec::with_capacity(n);
+        let mut ingested = Vec::with_capacity(n);
+        for e in events {
+            orgs.push(e.organization_id);
+            txs.push(e.transaction_id.as_str());
+            subs.push(e.external_subscription_id.as_str());
+            codes.push(e.code.as_str());
+            times.push(e.timestamp);
+            props.push(e.properties.as_str());
+            amounts.push(e.precise_total_amount_cents);
+            ingested.push(e.ingested_at);
+        }
+        let result = sqlx::query(
+            r#"INSERT INTO events (organization_id, transaction_id, external_subscription_id, code, "timestamp",
+                                   properties, precise_total_amount_cents, ingested_at)
+               SELECT o, t, s, c, ts, p::jsonb, a, i
+               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[],
+                           $7::numeric[], $8::timestamptz[]) AS u(o, t, s, c, ts, p, a, i)
+               ON CONFLICT DO NOTHING"#,
+        )
+        .bind(&orgs)
+        .bind(&txs)
+        .bind(&subs)
+        .bind(&codes)
+        .bind(&times)
+        .bind(&props)
+        .bind(&amounts)
+        .bind(&ingested)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
+    async fn scan_rows(&self, f: &ScanFilter) -> Result<Vec<Event>, sqlx::Error> {
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            r#"SELECT {COLUMNS} FROM events
+               WHERE organization_id = $1
+                 AND (cardinality($2::text[]) = 0 OR external_subscription_id = ANY($2))
+                 AND (cardinality($3::text[]) = 0 OR code = ANY($3))
+                 AND "timestamp" >= $4 AND "timestamp" < $5
+               ORDER BY external_subscription_id, code, "timestamp", transaction_id"#
+        )))
+        .bind(f.organization_id)
+        .bind(&f.external_subscription_ids)
+        .bind(&f.codes)
+        .bind(f.from)
+        .bind(f.to)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Event::from).collect())
+    }
+
+    async fn find_row(&self, org: Uuid, transaction_id: &str) -> Result<Option<Event>, sqlx::Error> {
+        let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM events WHERE organization_id = $1 AND transaction_id = $2
+             ORDER BY ingested_at, external_subscription_id LIMIT 1"
+        )))
+        .bind(org)
+        .bind(transaction_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Event::from))
+    }
+
+    async fn list_rows(&self, q: &EventQuery) -> Result<(Vec<Event>, i64), sqlx::Error> {
+        fn filters(b: &mut QueryBuilder<sqlx::Postgres>, q: &EventQuery) {
+            b.push(" WHERE organization_id = ").push_bind(q.organization_id);
+            if let Some(s) = &q.external_subscription_id {
+                b.push(" AND external_subscription_id = ").push_bind(s);
+            }
+            if let Some(c) = &q.code {
+                b.push(" AND code = ").push_bind(c);
+            }
+            if let Some(t) = q.timestamp_from {
+                b.push(r#" AND "timestamp" >= "#).push_bind(t);
+            }
+            if let Some(t) = q.timestamp_to {
+                b.push(r#" AND "timestamp" <= "#).push_bind(t);
+            }
+        }
+        let mut count = QueryBuilder::new("SELECT count(*) FROM events");
+        filters(&mut count, q);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        let mut page = QueryBuilder::new(format!("SELECT {COLUMNS} FROM events"));
+        filters(&mut page, q);
+        page.push(r#" ORDER BY "timestamp" DESC, transaction_id ASC LIMIT "#).push_bind(q.limit);
+        page.push(" OFFSET ").push_bind(q.offset);
+        let rows: Vec<Row> = page.build_query_as().fetch_all(&self.pool).await?;
+        Ok((rows.into_iter().map(Event::from).collect(), total))
+    }
+}
+
+impl EventStore for PgEventStore {
+    fn write<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<u64, StoreError>> {
+        async move { self.insert(events).await.map_err(db_error) }.boxed()
+    }
+
+    fn scan<'a>(&'a self, filter: &'a ScanFilter) -> BoxFuture<'a, Result<Vec<Event>, StoreError>> {
+        async move { self.scan_rows(filter).await.map_err(db_error) }.boxed()
+    }
+
+    fn find<'a>(
+        &'a self,
+        organization_id: Uuid,
+        transaction_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Event>, StoreError>> {
+        async move { self.find_row(organization_id, transaction_id).await.map_err(db_error) }.boxed()
+    }
+
+    fn list<'a>(&'a self, query: &'a EventQuery) -> BoxFuture<'a, Result<(Vec<Event>, i64), StoreError>> {
+        async move { self.list_rows(query).await.map_err(db_error) }.boxed()
+    }
+}

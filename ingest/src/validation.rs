@@ -1,0 +1,258 @@
+//! Asynchronous checks of stored events, for the hourly `events.errors` report: events are accepted and kept whatever
+//! their code and properties, and those that billing cannot use are recorded here, off the request path.
+//!
+//! Kinds, as Lago computes them:
+//! - `invalid_code`: no live billable metric of the organization has the event's code;
+//! - `missing_aggregation_property`: the metric aggregates a property (every type but count) and the event lacks it
+//!   (or it is null); for sum, max, weighted sum and latest it must also be a plain decimal number;
+//! - `invalid_filter_values`: the event has a filter key of its metric with a value that filter does not list;
+//! - `missing_group_key`: the event lacks a property that a charge of the metric groups by (`grouped_by`), once
+//!   charges exist (catalog issue).
+//!
+//! The rules are pure functions; `Recorder` loads the metrics of a committed group in one query and stores the
+//! findings with `ON CONFLICT DO NOTHING`, so a retried event is recorded once.
+
+use std::collections::HashMap;
+
+use schemas::event::Event;
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::metrics as names;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    InvalidCode,
+    MissingAggregationProperty,
+    InvalidFilterValues,
+    MissingGroupKey,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidCode => "invalid_code",
+            ErrorKind::MissingAggregationProperty => "missing_aggregation_property",
+            ErrorKind::InvalidFilterValues => "invalid_filter_values",
+            ErrorKind::MissingGroupKey => "missing_group_key",
+        }
+    }
+}
+
+/// What the checks need to know of one billable metric.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricRule {
+    pub aggregation_type: String,
+    pub field_name: Option<String>,
+    pub filters: Vec<(String, Vec<String>)>,
+    pub group_keys: Vec<String>,
+}
+
+/// Aggregation types whose property must be a number.
+const NUMERIC_TYPES: [&str; 4] = ["sum_agg", "max_agg", "weighted_sum_agg", "latest_agg"];
+
+/// `^-?\d+(\.\d+)?$`, Lago's test of a usable number.
+fn is_plain_decimal(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = match digits.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (digits, None),
+    };
+    !int.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A property value as the text Postgres' `->>` gives (what Lago's checks look at).
+fn as_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// The findings for one event, given its properties and its metric (`None`: no live metric has its code).
+pub fn check(properties: &Value, rule: Option<&MetricRule>) -> Vec<ErrorKind> {
+    let Some(rule) = rule else { return vec![ErrorKind::InvalidCode] };
+    let mut found = Vec::new();
+    let prop = |key: &str| properties.get(key).and_then(as_text);
+    if rule.aggregation_type != "count_agg" {
+        let value = rule.field_name.as_deref().and_then(prop);
+        let numeric_needed = NUMERIC_TYPES.contains(&rule.aggregation_type.as_str());
+        match value {
+            None => found.push(ErrorKind::MissingAggregationProperty),
+            Some(v) if numeric_needed && !is_plain_decimal(&v) => found.push(ErrorKind::MissingAggregationProperty),
+            Some(_) => {}
+        }
+    }
+    let bad_filter = rule.filters.iter().any(|(key, values)| prop(key).is_some_and(|v| !values.contains(&v)));
+    if bad_filter {
+        found.push(ErrorKind::InvalidFilterValues);
+    }
+    if rule.group_keys.iter().any(|k| prop(k).is_none()) {
+        found.push(ErrorKind::MissingGroupKey);
+    }
+    found
+}
+
+/// A metric with one of its filters (or none): organization, code, aggregation type, field, filter key and values.
+type RuleRow = (Uuid, String, String, Option<String>, Option<String>, Option<Vec<String>>);
+
+/// Records the findings of committed groups; started once per process in embedded mode.
+pub struct Recorder {
+    pool: PgPool,
+}
+
+impl Recorder {
+    /// Starts the recorder task; returns the sender the group commit notifies.
+    pub fn start(pool: PgPool, queue_depth: usize) -> mpsc::Sender<Vec<Event>> {
+        let (tx, mut rx) = mpsc::channel::<Vec<Event>>(queue_depth.max(1));
+        let recorder = Recorder { pool };
+        tokio::spawn(async move {
+            while let Some(mut events) = rx.recv().await {
+                // Take what else is waiting, to check it in one query.
+                while events.len() < 50_000 {
+                    match rx.try_recv() {
+                        Ok(more) => events.extend(more),
+                        Err(_) => break,
+                    }
+                }
+                if let Err(e) = recorder.record(&events).await {
+                    tracing::error!(error = %e, events = events.len(), "recording event errors failed");
+                }
+            }
+        });
+        tx
+    }
+
+    async fn rules(&self, events: &[Event]) -> Result<HashMap<(Uuid, String), MetricRule>, sqlx::Error> {
+        let mut keys: Vec<(Uuid, &str)> = events.iter().map(|e| (e.organization_id, e.code.as_str())).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let (orgs, codes): (Vec<Uuid>, Vec<&str>) = keys.into_iter().unzip();
+        let rows: Vec<RuleRow> = sqlx::query_as(
+            r#"SELECT m.organization_id, m.code, m.aggregation_type, m.field_name, f.key, f."values"
+               FROM unnest($1::uuid[], $2::text[]) AS k(org, code)
+               JOIN billable_metrics m ON m.organization_id = k.org AND m.code = k.code AND m.deleted_at IS NULL
+               LEFT JOIN billable_metric_filters f ON f.billable_metric_id = m.id AND f.deleted_at IS NULL"#,
+        )
+        .bind(&orgs)
+        .bind(&codes)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut rules: HashMap<(Uuid, String), MetricRule> = HashMap::new();
+        for (org, code, aggregation_type, field_name, key, values) in rows {
+            let rule = rules.entry((org, code)).or_insert_with(|| MetricRule {
+                aggregation_type,
+                field_name,
+                ..MetricRule::default()
+            });
+            if let (Some(k), Some(v)) = (key, values) {
+                rule.filters.push((k, v));
+            }
+        }
+        Ok(rules)
+    }
+
+    async fn record(&self, events: &[Event]) -> Result<(), sqlx::Error> {
+        let rules = self.rules(events).await?;
+        let mut orgs = Vec::new();
+        let mut subs = Vec::new();
+        let mut txs = Vec::new();
+        let mut kinds = Vec::new();
+        let mut codes = Vec::new();
+        let mut times = Vec::new();
+        for e in events {
+            let properties: Value = serde_json::from_str(&e.properties).unwrap_or(Value::Null);
+            for kind in check(&properties, rules.get(&(e.organization_id, e.code.clone()))) {
+                ::metrics::counter!(names::EVENT_ERRORS_TOTAL, "kind" => kind.as_str()).increment(1);
+                orgs.push(e.organization_id);
+                subs.push(e.external_subscription_id.as_str());
+                txs.push(e.transaction_id.as_str());
+                kinds.push(kind.as_str());
+                codes.push(e.code.as_str());
+                times.push(e.timestamp);
+            }
+        }
+        if orgs.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO event_errors (organization_id, external_subscription_id, transaction_id, kind, code, event_timestamp)
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&orgs)
+        .bind(&subs)
+        .bind(&txs)
+        .bind(&kinds)
+        .bind(&codes)
+        .bind(&times)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rule(agg: &str, field: Option<&str>) -> MetricRule {
+        MetricRule { aggregation_type: agg.into(), field_name: field.map(Into::into), ..MetricRule::default() }
+    }
+
+    #[test]
+    fn unknown_code() {
+        assert_eq!(check(&json!({}), None), [ErrorKind::InvalidCode]);
+    }
+
+    #[test]
+    fn count_needs_no_property() {
+        assert!(check(&json!({}), Some(&rule("count_agg", None))).is_empty());
+    }
+
+    #[test]
+    fn aggregated_property_must_be_present() {
+        for agg in ["sum_agg", "max_agg", "unique_count_agg", "latest_agg", "weighted_sum_agg"] {
+            let r = rule(agg, Some("gb"));
+            assert_eq!(check(&json!({"other": 1}), Some(&r)), [ErrorKind::MissingAggregationProperty], "{agg}");
+            assert_eq!(check(&json!({"gb": null}), Some(&r)), [ErrorKind::MissingAggregationProperty], "{agg}");
+            assert!(check(&json!({"gb": "12.5"}), Some(&r)).is_empty(), "{agg}");
+        }
+    }
+
+    #[test]
+    fn numeric_types_need_a_plain_decimal() {
+        let r = rule("sum_agg", Some("gb"));
+        for ok in [json!(10), json!("-12"), json!("3.25"), json!(0.5)] {
+            assert!(check(&json!({"gb": ok}), Some(&r)).is_empty(), "{ok}");
+        }
+        for bad in [json!("1e3"), json!("+1"), json!(".5"), json!("abc"), json!(true), json!("1.")] {
+            assert_eq!(check(&json!({"gb": bad}), Some(&r)), [ErrorKind::MissingAggregationProperty], "{bad}");
+        }
+        // unique_count counts any value.
+        assert!(check(&json!({"gb": "user-1"}), Some(&rule("unique_count_agg", Some("gb")))).is_empty());
+    }
+
+    #[test]
+    fn filter_values_must_be_listed_when_present() {
+        let mut r = rule("count_agg", None);
+        r.filters = vec![("region".into(), vec!["eu".into(), "us".into()])];
+        assert!(check(&json!({"region": "eu"}), Some(&r)).is_empty());
+        assert!(check(&json!({}), Some(&r)).is_empty(), "a missing filter key goes to the default bucket");
+        assert_eq!(check(&json!({"region": "ap"}), Some(&r)), [ErrorKind::InvalidFilterValues]);
+    }
+
+    #[test]
+    fn group_keys_must_be_present() {
+        let mut r = rule("count_agg", None);
+        r.group_keys = vec!["workspace".into()];
+        assert_eq!(check(&json!({}), Some(&r)), [ErrorKind::MissingGroupKey]);
+        assert!(check(&json!({"workspace": "w1"}), Some(&r)).is_empty());
+    }
+}

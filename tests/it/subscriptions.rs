@@ -63,6 +63,8 @@ async fn create_show_list_terminate() {
     assert_eq!(l.body["meta"]["total_count"], 1);
     let l = app.get("/api/v1/subscriptions?plan_code=pro").await.expect(200);
     assert_eq!(l.body["meta"]["total_count"], 0);
+    assert_eq!(app.get("/api/v1/subscriptions?currency=EUR").await.ok().body["meta"]["total_count"], 1);
+    assert_eq!(app.get("/api/v1/subscriptions?currency=USD").await.ok().body["meta"]["total_count"], 0);
     let r = app.delete("/api/v1/subscriptions/s1?on_termination_invoice=later").await.expect(422);
     assert_eq!(r.body["error_details"]["on_termination_invoice"], json!(["invalid_value"]));
     let t = app

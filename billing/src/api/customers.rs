@@ -1,6 +1,6 @@
 //! `/api/v1/customers`: create-or-update (POST, by `external_id`), show, delete, list.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use schemas::body::{JsonObject, take_root};
@@ -67,10 +67,40 @@ async fn destroy(
 async fn list(
     State(state): State<ApiState>,
     Extension(OrgId(org)): Extension<OrgId>,
-    Query(query): Query<PageQuery>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<CustomersPage>, ApiError> {
-    let page = query.page();
-    let (customers, total) = store::list(&state.pool, org, page.limit(), page.offset()).await?;
+    let pairs: Vec<(String, String)> =
+        raw.as_deref().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
+    let one = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    let many = |k: &str| -> Vec<String> {
+        pairs.iter().filter(|(key, _)| key == &format!("{k}[]")).map(|(_, v)| v.clone()).collect()
+    };
+    let flag = |k: &str| {
+        one(k).and_then(|v| match v.as_str() {
+            "true" | "1" | "t" => Some(true),
+            "false" | "0" | "f" => Some(false),
+            _ => None,
+        })
+    };
+    let filter = store::ListFilter {
+        search_term: one("search_term").filter(|s| !s.is_empty()),
+        countries: many("countries").into_iter().map(|c| c.to_uppercase()).collect(),
+        states: many("states"),
+        zipcodes: many("zipcodes"),
+        currencies: many("currencies"),
+        has_tax_identification_number: flag("has_tax_identification_number"),
+        customer_type: one("customer_type").filter(|s| !s.is_empty()),
+        has_customer_type: flag("has_customer_type"),
+        account_types: many("account_type"),
+        metadata: pairs
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("metadata[").and_then(|k| k.strip_suffix(']')).map(|k| (k.to_owned(), v.clone()))
+            })
+            .collect(),
+    };
+    let page = PageQuery { page: one("page"), per_page: one("per_page") }.page();
+    let (customers, total) = store::list(&state.pool, org, &filter, page.limit(), page.offset()).await?;
     Ok(Json(CustomersPage { customers: customers.iter().map(render).collect(), meta: page.meta(total) }))
 }
 

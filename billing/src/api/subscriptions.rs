@@ -324,6 +324,7 @@ async fn list(
         external_customer_id: query_value(&pairs, "external_customer_id").filter(|s| !s.is_empty()),
         plan_code: query_value(&pairs, "plan_code").filter(|s| !s.is_empty()),
         statuses,
+        currency: query_value(&pairs, "currency").filter(|s| !s.is_empty()).map(|c| c.to_uppercase()),
     };
     let mut tx = state.pool.begin().await.map_err(Error::from)?;
     store::refresh(&mut tx, org).await?;

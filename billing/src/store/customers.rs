@@ -281,20 +281,89 @@ pub async fn delete(conn: &mut PgConnection, org: Uuid, external_id: &str) -> Re
     Ok(customer)
 }
 
-pub async fn list(pool: &PgPool, org: Uuid, limit: i64, offset: i64) -> Result<(Vec<Customer>, i64)> {
+/// Lago's customer list filters; empty lists and `None` filter nothing.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Case-insensitive substring of name, firstname, lastname, legal name, external id or email.
+    pub search_term: Option<String>,
+    pub countries: Vec<String>,
+    pub states: Vec<String>,
+    pub zipcodes: Vec<String>,
+    pub currencies: Vec<String>,
+    pub has_tax_identification_number: Option<bool>,
+    pub customer_type: Option<String>,
+    pub has_customer_type: Option<bool>,
+    /// Billstream has only `customer` accounts: asking for other types only matches nothing.
+    pub account_types: Vec<String>,
+    /// (key, value): a value must match; an empty value means the key must be absent.
+    pub metadata: Vec<(String, String)>,
+}
+
+pub async fn list(
+    pool: &PgPool,
+    org: Uuid,
+    filter: &ListFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Customer>, i64)> {
     let mut conn = pool.acquire().await?;
+    // Every condition is a constant text with numbered parameters; values are always bound.
+    let condition = "c.organization_id = $1 AND c.deleted_at IS NULL
+        AND ($2::text IS NULL OR c.name ILIKE $2 OR c.firstname ILIKE $2 OR c.lastname ILIKE $2
+             OR c.legal_name ILIKE $2 OR c.external_id ILIKE $2 OR c.email ILIKE $2)
+        AND (cardinality($3::text[]) = 0 OR c.country = ANY($3))
+        AND (cardinality($4::text[]) = 0 OR c.state = ANY($4))
+        AND (cardinality($5::text[]) = 0 OR c.zipcode = ANY($5))
+        AND (cardinality($6::text[]) = 0 OR c.currency = ANY($6))
+        AND ($7::boolean IS NULL OR (c.tax_identification_number IS NOT NULL) = $7)
+        AND ($8::text IS NULL OR c.customer_type = $8)
+        AND ($9::boolean IS NULL OR (c.customer_type IS NOT NULL) = $9)
+        AND (cardinality($10::text[]) = 0 OR 'customer' = ANY($10))
+        AND NOT EXISTS (
+            SELECT 1 FROM unnest($11::text[], $12::text[]) AS f(key, value)
+            WHERE CASE WHEN f.value = ''
+                  THEN EXISTS (SELECT 1 FROM customer_metadata m WHERE m.customer_id = c.id AND m.key = f.key)
+                  ELSE NOT EXISTS (SELECT 1 FROM customer_metadata m
+                                   WHERE m.customer_id = c.id AND m.key = f.key AND m.value = f.value) END)";
+    // A LIKE pattern matching the term anywhere, its own `%`, `_` and `\` taken literally.
+    let pattern = filter.search_term.as_ref().map(|t| {
+        let escaped: String = t
+            .chars()
+            .flat_map(|ch| match ch {
+                '%' | '_' | '\\' => vec!['\\', ch],
+                _ => vec![ch],
+            })
+            .collect();
+        format!("%{escaped}%")
+    });
+    let keys: Vec<&str> = filter.metadata.iter().map(|(k, _)| k.as_str()).collect();
+    let values: Vec<&str> = filter.metadata.iter().map(|(_, v)| v.as_str()).collect();
+    macro_rules! bind_filter {
+        ($q:expr) => {
+            $q.bind(org)
+                .bind(&pattern)
+                .bind(&filter.countries)
+                .bind(&filter.states)
+                .bind(&filter.zipcodes)
+                .bind(&filter.currencies)
+                .bind(filter.has_tax_identification_number)
+                .bind(&filter.customer_type)
+                .bind(filter.has_customer_type)
+                .bind(&filter.account_types)
+                .bind(&keys)
+                .bind(&values)
+        };
+    }
     let total: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM customers WHERE organization_id = $1 AND deleted_at IS NULL")
-            .bind(org)
+        bind_filter!(sqlx::query_scalar(sql(format!("SELECT count(*) FROM customers c WHERE {condition}"))))
             .fetch_one(&mut *conn)
             .await?;
-    let rows = sqlx::query(sql(format!(
+    let rows = bind_filter!(sqlx::query(sql(format!(
         "SELECT {} FROM customers c JOIN organizations o ON o.id = c.organization_id
-         WHERE c.organization_id = $1 AND c.deleted_at IS NULL
-         ORDER BY c.created_at DESC, c.id LIMIT $2 OFFSET $3",
+         WHERE {condition}
+         ORDER BY c.created_at DESC, c.id LIMIT $13 OFFSET $14",
         select_columns()
-    )))
-    .bind(org)
+    ))))
     .bind(limit)
     .bind(offset)
     .fetch_all(&mut *conn)

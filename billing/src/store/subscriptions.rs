@@ -267,6 +267,8 @@ pub struct ListFilter {
     pub external_customer_id: Option<String>,
     pub plan_code: Option<String>,
     pub statuses: Vec<String>,
+    /// The plan's currency.
+    pub currency: Option<String>,
 }
 
 pub async fn list(
@@ -277,7 +279,7 @@ pub async fn list(
     offset: i64,
 ) -> Result<(Vec<Subscription>, i64)> {
     let condition = "s.organization_id = $1 AND ($2::text IS NULL OR c.external_id = $2)
-        AND ($3::text IS NULL OR p.code = $3) AND s.status = ANY($4)";
+        AND ($3::text IS NULL OR p.code = $3) AND s.status = ANY($4) AND ($5::text IS NULL OR p.amount_currency = $5)";
     let total: i64 = sqlx::query_scalar(sql(format!(
         "SELECT count(*) FROM subscriptions s JOIN customers c ON c.id = s.customer_id
          JOIN plans p ON p.id = s.plan_id WHERE {condition}"
@@ -286,14 +288,16 @@ pub async fn list(
     .bind(&filter.external_customer_id)
     .bind(&filter.plan_code)
     .bind(&filter.statuses)
+    .bind(&filter.currency)
     .fetch_one(&mut *conn)
     .await?;
     let rows =
-        sqlx::query_as(sql(format!("{SELECT} WHERE {condition} ORDER BY s.created_at DESC, s.id LIMIT $5 OFFSET $6")))
+        sqlx::query_as(sql(format!("{SELECT} WHERE {condition} ORDER BY s.created_at DESC, s.id LIMIT $6 OFFSET $7")))
             .bind(org)
             .bind(&filter.external_customer_id)
             .bind(&filter.plan_code)
             .bind(&filter.statuses)
+            .bind(&filter.currency)
             .bind(limit)
             .bind(offset)
             .fetch_all(conn)

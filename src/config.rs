@@ -157,7 +157,9 @@ fn parse_batch_limit(s: &str) -> Result<usize, String> {
 fn parse_inflight(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(n) if (1..=64).contains(&n) => Ok(n),
-        _ => Err(format!("BILLSTREAM_INGEST_MAX_INFLIGHT (--ingest-max-inflight): `{s}` must be a number from 1 to 64")),
+        _ => {
+            Err(format!("BILLSTREAM_INGEST_MAX_INFLIGHT (--ingest-max-inflight): `{s}` must be a number from 1 to 64"))
+        }
     }
 }
 

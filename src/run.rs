@@ -7,8 +7,8 @@ use tokio::net::TcpListener;
 use crate::config::{Cli, Command, Config, OrgCommand};
 use crate::database::Database;
 use crate::http::HttpSettings;
-use ingest::GroupCommitConfig;
 use crate::{AppState, app};
+use ingest::GroupCommitConfig;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config;

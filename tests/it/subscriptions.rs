@@ -308,12 +308,28 @@ async fn subscriptions_lock_their_plan_and_end_with_it_or_their_customer() {
         ),
         (json!("monthly"), json!("EUR"), json!(1200))
     );
-    app.delete("/api/v1/plans/basic").await.expect(200);
+    let deleted = app.delete("/api/v1/plans/basic").await.expect(200);
+    assert_eq!(deleted.body["plan"]["pending_deletion"], true);
     assert_eq!(
         app.get("/api/v1/subscriptions/s1?status=terminated").await.expect(200).body["subscription"]["status"],
         "terminated"
     );
+    app.post(
+        "/api/v1/coupons",
+        &json!({"coupon": {"name": "G", "code": "g", "coupon_type": "fixed_amount",
+        "amount_cents": 100, "amount_currency": "EUR", "frequency": "once", "expiration": "no_expiration"}}),
+    )
+    .await
+    .ok();
+    app.post(
+        "/api/v1/applied_coupons",
+        &json!({"applied_coupon": {"external_customer_id": "bob", "coupon_code": "g"}}),
+    )
+    .await
+    .ok();
     app.delete("/api/v1/customers/bob").await.expect(200);
+    let applied = app.get("/api/v1/applied_coupons?status=terminated").await.ok();
+    assert_eq!(applied.body["applied_coupons"][0]["external_customer_id"], "bob");
     assert_eq!(
         app.get("/api/v1/subscriptions/s2?status=terminated").await.expect(200).body["subscription"]["status"],
         "terminated"

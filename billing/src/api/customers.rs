@@ -59,7 +59,9 @@ async fn destroy(
 ) -> Result<Json<CustomerEnvelope>, ApiError> {
     let mut tx = state.pool.begin().await.map_err(crate::Error::from)?;
     let customer = store::delete(&mut tx, org, &external_id).await?;
+    // As Lago: the customer's subscriptions end and its coupons stop applying.
     crate::store::subscriptions::terminate_all_of_customer(&mut tx, org, customer.id).await?;
+    crate::store::coupons::terminate_all_of_customer(&mut tx, org, customer.id).await?;
     tx.commit().await.map_err(crate::Error::from)?;
     Ok(Json(CustomerEnvelope { customer: render(&customer) }))
 }

@@ -169,7 +169,8 @@ async fn destroy(
     let plan = store::load(&mut tx, org, vec![row]).await?.pop().ok_or(ApiError::NotFound(ROOT))?;
     store::delete(&mut tx, org, plan.row.id).await?;
     tx.commit().await.map_err(Error::from)?;
-    Ok(Json(PlanEnvelope { plan: render(&plan) }))
+    // Lago answers before its deletion job runs, so the plan it returns is marked pending deletion.
+    Ok(Json(PlanEnvelope { plan: PlanObject { pending_deletion: true, ..render(&plan) } }))
 }
 
 async fn list(

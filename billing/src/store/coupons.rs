@@ -437,3 +437,16 @@ pub async fn list_applied(
             .await?;
     Ok((rows, total))
 }
+
+/// Terminates a customer's active applied coupons (when the customer is deleted, as Lago).
+pub async fn terminate_all_of_customer(conn: &mut PgConnection, org: Uuid, customer: Uuid) -> Result<()> {
+    sqlx::query(
+        "UPDATE applied_coupons SET status = 'terminated', terminated_at = now()
+         WHERE organization_id = $1 AND customer_id = $2 AND status = 'active'",
+    )
+    .bind(org)
+    .bind(customer)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -132,11 +132,32 @@ async fn update_keeps_charges_by_id_and_replaces_the_rest() {
     assert_eq!(charges[0]["charge_model"], "standard");
     // Filters not sent are kept with the charge.
     assert_eq!(charges[0]["filters"].as_array().unwrap().len(), 1);
+    let filter_id = charges[0]["filters"][0]["lago_id"].clone();
+    // Sent again with the same values, a filter keeps its id; new values make a new filter.
+    let r = app
+        .put(
+            "/api/v1/plans/startup",
+            &json!({"plan": {"charges": [
+                {"id": kept, "charge_model": "standard", "properties": {"amount": "0.5"}, "filters": [
+                    {"values": {"region": ["us"]}, "properties": {"amount": "2"}},
+                    {"values": {"region": ["eu"]}, "properties": {"amount": "3"}, "invoice_display_name": "Europe"}]}]}}),
+        )
+        .await
+        .expect(200);
+    let filters = r.body["plan"]["charges"][0]["filters"].as_array().unwrap().clone();
+    assert_eq!(r.body["plan"]["charges"].as_array().unwrap().len(), 1);
+    assert_eq!(filters.len(), 2);
+    assert_ne!(filters[0]["lago_id"], filter_id);
+    assert_eq!(
+        (filters[1]["lago_id"].clone(), filters[1]["invoice_display_name"].clone()),
+        (filter_id, json!("Europe"))
+    );
+    assert_eq!(filters[1]["properties"]["amount"], "3");
     assert_ne!(charges[1]["lago_id"], p["charges"][1]["lago_id"]);
     assert_eq!(charges[1]["charge_model"], "volume");
     // No `charges` key: the charges stay.
     let r = app.put("/api/v1/plans/startup", &json!({"plan": {"description": "x"}})).await.expect(200);
-    assert_eq!(r.body["plan"]["charges"].as_array().unwrap().len(), 2);
+    assert_eq!(r.body["plan"]["charges"].as_array().unwrap().len(), 1);
 }
 
 fn details(r: &crate::support::Resp, field: &str) -> Vec<String> {
@@ -206,7 +227,7 @@ async fn validation_errors_and_not_found() {
         ),
         (
             json!({"billable_metric_id": calls, "charge_model": "standard", "filters": [{"values": {"region": ["mars"]}}]}),
-            "filters.values",
+            "values",
             "value_is_invalid",
         ),
         (

@@ -137,11 +137,11 @@ pub fn parse_charge(map: &Map<String, Value>, errors: &mut ValidationErrors) -> 
                             Some(list) if !list.is_empty() => {
                                 values.insert(key.clone(), list);
                             }
-                            _ => errors.add("filters.values", "value_is_invalid"),
+                            _ => errors.add("values", "value_is_invalid"),
                         }
                     }
                 }
-                _ => errors.add("filters.values", "value_is_mandatory"),
+                _ => errors.add("values", "value_is_mandatory"),
             }
             errors.merge(ff.errors);
             filters.push(FilterInput { invoice_display_name, properties, values });
@@ -483,17 +483,24 @@ pub fn build(
 
 fn build_filter(input: &FilterInput, model: &str, metric: &MetricInfo, errors: &mut ValidationErrors) -> FilterAttrs {
     if input.values.is_empty() {
-        errors.add("filters.values", "value_is_mandatory");
+        errors.add("values", "value_is_mandatory");
     }
     for (key, values) in &input.values {
         let known = metric.filters.iter().find(|f| &f.key == key);
-        let ok = known.is_some_and(|f| values.iter().all(|v| v == ALL_FILTER_VALUES || f.values.contains(v)));
+        // Either the metric's own values, or the catch-all alone.
+        let all = values.len() == 1 && values[0] == ALL_FILTER_VALUES;
+        let ok = known.is_some_and(|f| all || values.iter().all(|v| f.values.contains(v)));
         if !ok {
-            errors.add("filters.values", "value_is_invalid");
+            errors.add("values", "value_is_invalid");
         }
     }
+    // Presentation keys are the charge's, not a filter's (Lago drops them here).
     let props = match &input.properties {
-        Some(p) if !p.is_empty() => p.clone(),
+        Some(p) if !p.is_empty() => {
+            let mut p = p.clone();
+            p.remove("presentation_group_keys");
+            p
+        }
         _ => default_properties(model),
     };
     let properties = check_properties(model, &props, metric, errors);
@@ -748,7 +755,12 @@ mod tests {
             {"values": {"region": ["mars"]}, "properties": {"amount": 1}}]}),
             &metric("sum_agg", false),
         );
-        assert_eq!(e.get("filters.values").unwrap(), ["value_is_invalid"]);
+        assert_eq!(e.get("values").unwrap(), ["value_is_invalid"]);
+        let e = errors_of(
+            json!({"charge_model": "standard", "filters": [{"values": {"region": ["eu", ALL_FILTER_VALUES]}}]}),
+            &metric("sum_agg", false),
+        );
+        assert_eq!(e.get("values").unwrap(), ["value_is_invalid"]);
         assert_eq!(e.get("properties").unwrap(), ["invalid_amount"]);
     }
 

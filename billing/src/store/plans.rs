@@ -436,30 +436,47 @@ pub async fn write_charge(
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(Error::NotFound("charge"))?;
-    sqlx::query(
-        "UPDATE charge_filters SET deleted_at = now() WHERE organization_id = $1 AND charge_id = $2
-         AND deleted_at IS NULL",
+    // A filter sent with the same values as a live one is that filter (its id stays, as in Lago); the others are
+    // new, and live filters not sent any more are soft-deleted.
+    let live: Vec<(Uuid, Json<BTreeMap<String, Vec<String>>>)> = sqlx::query_as(
+        r#"SELECT id, "values" FROM charge_filters WHERE organization_id = $1 AND charge_id = $2
+           AND deleted_at IS NULL"#,
     )
     .bind(org)
     .bind(id)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
+    let mut kept: Vec<Uuid> = Vec::with_capacity(a.filters.len());
     for (position, f) in a.filters.iter().enumerate() {
+        let position = i32::try_from(position).unwrap_or(i32::MAX);
+        let same = live.iter().find(|(fid, v)| v.0 == f.values && !kept.contains(fid)).map(|(fid, _)| *fid);
+        let filter_id = same.unwrap_or_else(Uuid::new_v4);
         sqlx::query(
             r#"INSERT INTO charge_filters (id, organization_id, charge_id, invoice_display_name, properties, "values",
                    position)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)"#,
+               VALUES ($1, $2, $3, $4, $5, $6, $7)
+               ON CONFLICT (id) DO UPDATE SET invoice_display_name = $4, properties = $5, position = $7"#,
         )
-        .bind(Uuid::new_v4())
+        .bind(filter_id)
         .bind(org)
         .bind(id)
         .bind(&f.invoice_display_name)
         .bind(Json(&f.properties))
         .bind(Json(&f.values))
-        .bind(i32::try_from(position).unwrap_or(i32::MAX))
+        .bind(position)
         .execute(&mut *conn)
         .await?;
+        kept.push(filter_id);
     }
+    sqlx::query(
+        "UPDATE charge_filters SET deleted_at = now() WHERE organization_id = $1 AND charge_id = $2
+         AND deleted_at IS NULL AND NOT (id = ANY($3))",
+    )
+    .bind(org)
+    .bind(id)
+    .bind(&kept)
+    .execute(&mut *conn)
+    .await?;
     Ok(id)
 }
 

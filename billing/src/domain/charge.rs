@@ -756,12 +756,12 @@ mod tests {
             &metric("sum_agg", false),
         );
         assert_eq!(e.get("values").unwrap(), ["value_is_invalid"]);
+        assert_eq!(e.get("properties").unwrap(), ["invalid_amount"]);
         let e = errors_of(
             json!({"charge_model": "standard", "filters": [{"values": {"region": ["eu", ALL_FILTER_VALUES]}}]}),
             &metric("sum_agg", false),
         );
         assert_eq!(e.get("values").unwrap(), ["value_is_invalid"]);
-        assert_eq!(e.get("properties").unwrap(), ["invalid_amount"]);
     }
 
     #[test]

@@ -19,6 +19,9 @@ use crate::error::is_unique_violation;
 use crate::{Error, Result};
 
 pub const OWNER_PLAN: &str = "plan";
+
+/// A charge filter's values: metric filter key -> the values it matches.
+type FilterValues = BTreeMap<String, Vec<String>>;
 pub const OWNER_CHARGE: &str = "charge";
 pub const OWNER_COMMITMENT: &str = "commitment";
 
@@ -438,7 +441,7 @@ pub async fn write_charge(
         .ok_or(Error::NotFound("charge"))?;
     // A filter sent with the same values as a live one is that filter (its id stays, as in Lago); the others are
     // new, and live filters not sent any more are soft-deleted.
-    let live: Vec<(Uuid, Json<BTreeMap<String, Vec<String>>>)> = sqlx::query_as(
+    let live: Vec<(Uuid, Json<FilterValues>)> = sqlx::query_as(
         r#"SELECT id, "values" FROM charge_filters WHERE organization_id = $1 AND charge_id = $2
            AND deleted_at IS NULL"#,
     )

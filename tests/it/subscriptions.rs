@@ -18,7 +18,7 @@ async fn catalog(app: &TestApp) -> String {
         app.post(
             "/api/v1/plans",
             &json!({"plan": {"name": code, "code": code, "interval": "monthly", "amount_cents": amount,
-                "amount_currency": "EUR", "charges": [{"billable_metric_id": metric, "charge_model": "standard",
+                "amount_currency": "EUR", "trial_period": 7, "charges": [{"billable_metric_id": metric, "charge_model": "standard",
                 "properties": {"amount": "0.1"}}]}}),
         )
         .await
@@ -49,6 +49,7 @@ async fn create_show_list_terminate() {
         (json!("active"), json!("basic"), json!("acme"))
     );
     assert_eq!(s["started_at"], "2025-03-15T10:00:00Z");
+    assert_eq!(s["trial_ended_at"], "2025-03-22T10:00:00Z");
     assert_eq!(s["billing_time"], "anniversary");
     assert_eq!(s["plan"]["code"], "basic");
     assert_eq!(s["plan_amount_cents"], 1000);

@@ -372,7 +372,7 @@ async fn render(conn: &mut PgConnection, org: Uuid, s: &Subscription, with_plan:
         billing_time: s.billing_time.clone(),
         subscription_at: timestamp(s.subscription_at),
         started_at: ts(s.started_at),
-        trial_ended_at: None,
+        trial_ended_at: ts(domain::trial_ended_at(s.started_at, s.plan_trial_period, Utc::now())),
         ending_at: ts(s.ending_at),
         terminated_at: ts(s.terminated_at),
         canceled_at: ts(s.canceled_at),

@@ -271,6 +271,20 @@ pub fn current_period(
     (start, local(last, end_time))
 }
 
+/// When the plan's free trial (in days, possibly fractional) ended, once it has: Lago records that instant when
+/// the trial is over and leaves it null before.
+pub fn trial_ended_at(
+    started_at: Option<DateTime<Utc>>,
+    trial_days: Option<rust_decimal::Decimal>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    use rust_decimal::prelude::ToPrimitive;
+    let days = trial_days.filter(|d| *d > rust_decimal::Decimal::ZERO)?;
+    let seconds = (days * rust_decimal::Decimal::from(86_400)).round().to_i64()?;
+    let end = started_at?.checked_add_signed(chrono::Duration::try_seconds(seconds)?)?;
+    (end <= now).then_some(end)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +312,18 @@ mod tests {
         assert_eq!(termination_options(Some(""), None).unwrap(), (None, None));
         let e = termination_options(Some("cash"), Some("later")).unwrap_err();
         assert!(e.has("on_termination_credit_note") && e.has("on_termination_invoice"));
+    }
+
+    #[test]
+    fn trial_ends_after_its_days() {
+        let start = t("2026-11-01T10:00:00Z");
+        let d = |n: i64| Some(rust_decimal::Decimal::from(n));
+        assert_eq!(trial_ended_at(Some(start), d(14), t("2026-11-25T00:00:00Z")), Some(t("2026-11-15T10:00:00Z")));
+        assert_eq!(trial_ended_at(Some(start), d(30), t("2026-11-25T00:00:00Z")), None);
+        assert_eq!(trial_ended_at(Some(start), d(0), t("2026-11-25T00:00:00Z")), None);
+        assert_eq!(trial_ended_at(None, d(1), t("2026-11-25T00:00:00Z")), None);
+        let half = Some(rust_decimal::Decimal::new(5, 1));
+        assert_eq!(trial_ended_at(Some(start), half, t("2026-11-25T00:00:00Z")), Some(t("2026-11-01T22:00:00Z")));
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub struct Subscription {
     pub plan_amount_currency: String,
     pub plan_interval: String,
     pub plan_bill_charges_monthly: Option<bool>,
+    pub plan_trial_period: Option<rust_decimal::Decimal>,
     pub previous_plan_code: Option<String>,
     pub next_plan_code: Option<String>,
     pub next_activates_at: Option<DateTime<Utc>>,
@@ -49,7 +50,8 @@ const SELECT: &str = "SELECT s.id, s.customer_id, s.plan_id, s.external_id, s.na
         c.external_id AS external_customer_id,
         coalesce(c.timezone, o.timezone) AS timezone, p.code AS plan_code, p.amount_cents AS plan_amount_cents,
         p.amount_currency AS plan_amount_currency, p.interval AS plan_interval,
-        p.bill_charges_monthly AS plan_bill_charges_monthly, pp.code AS previous_plan_code,
+        p.bill_charges_monthly AS plan_bill_charges_monthly, p.trial_period AS plan_trial_period,
+        pp.code AS previous_plan_code,
         np.code AS next_plan_code, n.activates_at AS next_activates_at
     FROM subscriptions s
     JOIN customers c ON c.id = s.customer_id

@@ -98,7 +98,7 @@ fn uuid_field(f: &mut Fields, field: &str) -> Option<Uuid> {
     }
 }
 
-/// Reads one charge object (type errors under `charges.<field>`... Lago reports them flat: so do we).
+/// Reads one charge object; type errors go to `errors` under the plain field name, as Lago reports them.
 pub fn parse_charge(map: &Map<String, Value>, errors: &mut ValidationErrors) -> ChargeInput {
     let mut f = Fields::new(map);
     let mut input = ChargeInput {

@@ -133,7 +133,7 @@ pub async fn find(pool: &PgPool, org: Uuid, external_id: &str) -> Result<Option<
 pub type Change = (CustomerAttrs, Option<Vec<Metadata>>);
 
 /// Creates or updates the customer `external_id` atomically: `change` sees the current state (under lock) and
-/// returns the new one; `tax_codes`, when given, replace the applied taxes. Returns the customer and whether it is new.
+/// returns the new one; `tax_codes`, when given, replace the applied taxes. Returns the stored customer.
 pub async fn upsert<F>(
     pool: &PgPool,
     org: Uuid,

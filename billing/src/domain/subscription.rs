@@ -4,11 +4,13 @@
 //! Dates compare in the customer's timezone, as Lago does: a subscription whose `subscription_at` falls on a later
 //! day than today there is `pending`; today or before, it is `active` from `subscription_at`.
 
-use chrono::{DateTime, Datelike, Days, Months, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 use schemas::ValidationErrors;
 use schemas::input::{Field, Fields};
 use serde_json::{Map, Value};
+
+use super::periods::{BillingTime, Interval, Schedule, local_date};
 
 pub const BILLING_TIMES: [&str; 2] = ["calendar", "anniversary"];
 pub const ON_TERMINATION_CREDIT_NOTES: [&str; 4] = ["credit", "refund", "offset", "skip"];
@@ -188,67 +190,8 @@ pub fn plan_change(same_plan: bool, current_yearly: i128, new_yearly: i128) -> P
     }
 }
 
-fn months_of(interval: &str) -> Option<u32> {
-    match interval {
-        "monthly" => Some(1),
-        "quarterly" => Some(3),
-        "semiannual" => Some(6),
-        "yearly" => Some(12),
-        _ => None,
-    }
-}
-
-/// The first and last day of the billing period containing `today`. `anchor` is the subscription's start date (for
-/// anniversary billing). Calendar periods start on Mondays, on the 1st of the month, of a quarter (Jan, Apr, Jul,
-/// Oct), of a half-year, or of the year.
-pub fn period_dates(interval: &str, billing_time: &str, anchor: NaiveDate, today: NaiveDate) -> (NaiveDate, NaiveDate) {
-    let start = match (interval, billing_time) {
-        ("weekly", "anniversary") => {
-            let back = (7 + today.weekday().num_days_from_monday() - anchor.weekday().num_days_from_monday()) % 7;
-            today - Days::new(u64::from(back))
-        }
-        ("weekly", _) => today - Days::new(u64::from(today.weekday().num_days_from_monday())),
-        (_, "anniversary") => {
-            let step = months_of(interval).unwrap_or(1);
-            // The latest anniversary (anchor + k * step months, day clamped to the month) not after today.
-            let mut k = 0u32;
-            let mut start = anchor;
-            while let Some(next) = anchor.checked_add_months(Months::new((k + 1) * step)) {
-                if next > today {
-                    break;
-                }
-                k += 1;
-                start = next;
-            }
-            start
-        }
-        _ => {
-            let step = months_of(interval).unwrap_or(1);
-            let month0 = (today.month0() / step) * step;
-            NaiveDate::from_ymd_opt(today.year(), month0 + 1, 1).unwrap_or(today)
-        }
-    };
-    let next = match interval {
-        "weekly" => start + Days::new(7),
-        _ if billing_time == "anniversary" => {
-            let step = months_of(interval).unwrap_or(1);
-            // Next anniversary counted from the anchor, so a 31st stays a month-end.
-            let mut k = 1u32;
-            loop {
-                match anchor.checked_add_months(Months::new(k * step)) {
-                    Some(d) if d > start => break d,
-                    Some(_) => k += 1,
-                    None => break start + Days::new(1),
-                }
-            }
-        }
-        _ => start.checked_add_months(Months::new(months_of(interval).unwrap_or(1))).unwrap_or(start),
-    };
-    (start, next - Days::new(1))
-}
-
-/// The current billing period of an active subscription as UTC instants: from the start of the first day (not before
-/// the subscription started) to the last second of the last day, in the customer's timezone. Charges of a yearly or
+/// The current billing period of an active subscription as UTC instants (see `periods`): from the start of its
+/// first local day (not before the subscription started) to the end of its last local day. Charges of a yearly or
 /// semiannual plan billed monthly use monthly periods.
 pub fn current_period(
     interval: &str,
@@ -260,15 +203,14 @@ pub fn current_period(
     tz: Tz,
 ) -> (DateTime<Utc>, DateTime<Utc>) {
     let interval = if bill_charges_monthly { "monthly" } else { interval };
-    let anchor = subscription_at.with_timezone(&tz).date_naive();
-    let today = now.with_timezone(&tz).date_naive().max(started_at.with_timezone(&tz).date_naive());
-    let (first, last) = period_dates(interval, billing_time, anchor, today);
-    let local = |d: NaiveDate, t: NaiveTime| {
-        tz.from_local_datetime(&d.and_time(t)).earliest().map(|x| x.with_timezone(&Utc)).unwrap_or(now)
+    let schedule = Schedule {
+        interval: Interval::parse(interval).unwrap_or(Interval::Monthly),
+        billing_time: if billing_time == "anniversary" { BillingTime::Anniversary } else { BillingTime::Calendar },
+        anchor: local_date(tz, subscription_at),
     };
-    let start = local(first, NaiveTime::MIN).max(started_at);
-    let end_time = NaiveTime::from_hms_opt(23, 59, 59).unwrap_or(NaiveTime::MIN);
-    (start, local(last, end_time))
+    let today = local_date(tz, now).max(local_date(tz, started_at));
+    let (start, end) = schedule.period_containing(today).to_utc(tz);
+    (start.max(started_at), end)
 }
 
 /// When the plan's free trial (in days, possibly fractional) ended, once it has: Lago records that instant when
@@ -289,10 +231,6 @@ pub fn trial_ended_at(
 mod tests {
     use super::*;
     use serde_json::json;
-
-    fn d(s: &str) -> NaiveDate {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-    }
 
     fn t(s: &str) -> DateTime<Utc> {
         parse_datetime(s).unwrap()
@@ -387,33 +325,6 @@ mod tests {
     }
 
     #[test]
-    fn calendar_periods() {
-        let today = d("2026-11-25"); // a Wednesday
-        assert_eq!(period_dates("weekly", "calendar", today, today), (d("2026-11-23"), d("2026-11-29")));
-        assert_eq!(period_dates("monthly", "calendar", today, today), (d("2026-11-01"), d("2026-11-30")));
-        assert_eq!(period_dates("quarterly", "calendar", today, today), (d("2026-10-01"), d("2026-12-31")));
-        assert_eq!(period_dates("semiannual", "calendar", today, today), (d("2026-07-01"), d("2026-12-31")));
-        assert_eq!(period_dates("yearly", "calendar", today, today), (d("2026-01-01"), d("2026-12-31")));
-        assert_eq!(period_dates("monthly", "calendar", today, d("2028-02-10")), (d("2028-02-01"), d("2028-02-29")));
-    }
-
-    #[test]
-    fn anniversary_periods() {
-        let anchor = d("2026-01-31");
-        assert_eq!(period_dates("monthly", "anniversary", anchor, d("2026-03-05")), (d("2026-02-28"), d("2026-03-30")));
-        assert_eq!(period_dates("monthly", "anniversary", anchor, d("2026-03-31")), (d("2026-03-31"), d("2026-04-29")));
-        assert_eq!(
-            period_dates("yearly", "anniversary", d("2025-06-15"), d("2026-11-25")),
-            (d("2026-06-15"), d("2027-06-14"))
-        );
-        // Anchor on a Friday: weeks run Friday to Thursday.
-        assert_eq!(
-            period_dates("weekly", "anniversary", d("2026-11-20"), d("2026-11-25")),
-            (d("2026-11-20"), d("2026-11-26"))
-        );
-    }
-
-    #[test]
     fn current_period_in_the_customers_timezone() {
         let now = t("2026-11-25T12:00:00Z");
         let (from, to) = current_period(
@@ -427,9 +338,9 @@ mod tests {
         );
         // Starts when the subscription started; ends at the last second of November in Paris.
         assert_eq!(from, t("2026-11-10T08:00:00Z"));
-        assert_eq!(to, t("2026-11-30T22:59:59Z"));
+        assert_eq!(to, t("2026-11-30T22:59:59.999999Z"));
         let (from, to) =
             current_period("yearly", true, "calendar", t("2025-01-01"), t("2025-01-01"), now, chrono_tz::UTC);
-        assert_eq!((from, to), (t("2026-11-01"), t("2026-11-30T23:59:59Z")));
+        assert_eq!((from, to), (t("2026-11-01"), t("2026-11-30T23:59:59.999999Z")));
     }
 }

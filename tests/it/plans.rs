@@ -155,9 +155,17 @@ async fn update_keeps_charges_by_id_and_replaces_the_rest() {
     assert_eq!(filters[1]["properties"]["amount"], "3");
     assert_ne!(charges[1]["lago_id"], p["charges"][1]["lago_id"]);
     assert_eq!(charges[1]["charge_model"], "volume");
-    // No `charges` key: the charges stay.
-    let r = app.put("/api/v1/plans/startup", &json!({"plan": {"description": "x"}})).await.expect(200);
+    // No `charges` key: the charges stay. Metadata are set whole, and removed with null.
+    let r = app
+        .put("/api/v1/plans/startup", &json!({"plan": {"description": "x", "metadata": {"crm": "42", "note": null}}}))
+        .await
+        .expect(200);
     assert_eq!(r.body["plan"]["charges"].as_array().unwrap().len(), 1);
+    assert_eq!(r.body["plan"]["metadata"], json!({"crm": "42", "note": null}));
+    let r = app.put("/api/v1/plans/startup", &json!({"plan": {"metadata": null}})).await.expect(200);
+    assert!(r.body["plan"].get("metadata").is_none());
+    let r = app.put("/api/v1/plans/startup", &json!({"plan": {"metadata": {"n": 1}}})).await.expect(422);
+    assert_eq!(r.body["error_details"]["metadata"], json!(["value_is_invalid"]));
 }
 
 fn details(r: &crate::support::Resp, field: &str) -> Vec<String> {

@@ -251,6 +251,7 @@ pub(super) fn render(p: &Plan) -> PlanObject {
             updated_at: timestamp(c.updated_at),
             taxes: c.taxes.iter().map(super::taxes::render).collect(),
         }),
+        metadata: r.metadata.as_ref().map(|m| m.0.clone()),
     }
 }
 
@@ -284,6 +285,7 @@ fn as_request(p: &Plan, keep_charge_ids: bool) -> serde_json::Map<String, Value>
         "description": r.description, "amount_cents": r.amount_cents, "amount_currency": r.amount_currency,
         "trial_period": r.trial_period.map(|t| t.to_string()), "pay_in_advance": r.pay_in_advance,
         "bill_charges_monthly": r.bill_charges_monthly, "tax_codes": codes(&p.taxes), "charges": charges,
+        "metadata": r.metadata.as_ref().map(|m| m.0.clone()),
         "minimum_commitment": p.commitment.as_ref().map(|c| serde_json::json!({
             "amount_cents": c.attrs.amount_cents, "invoice_display_name": c.attrs.invoice_display_name,
             "tax_codes": codes(&c.taxes),

@@ -26,6 +26,8 @@ pub struct PlanAttrs {
     pub pay_in_advance: bool,
     /// Only for yearly and semiannual plans (else none), as Lago.
     pub bill_charges_monthly: Option<bool>,
+    /// Free key-value pairs (values are strings or null).
+    pub metadata: Option<Map<String, Value>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -58,6 +60,8 @@ pub struct PlanInput {
     pub minimum_commitment: Field<CommitmentInput>,
     /// `None`: charges unchanged; a list replaces them (kept by id).
     pub charges: Option<Vec<ChargeInput>>,
+    /// A whole object replaces the metadata; null removes them.
+    pub metadata: Field<Map<String, Value>>,
 }
 
 impl PlanInput {
@@ -97,6 +101,11 @@ pub fn parse_input(map: &Map<String, Value>) -> Result<PlanInput, ValidationErro
             f.errors.merge(c.errors);
             Field::Value(commitment)
         }
+        Field::Null => Field::Null,
+        Field::Absent => Field::Absent,
+    };
+    input.metadata = match f.object("metadata") {
+        Field::Value(m) => Field::Value(m.clone()),
         Field::Null => Field::Null,
         Field::Absent => Field::Absent,
     };
@@ -150,6 +159,12 @@ pub fn apply(
             None
         };
     }
+    next.metadata = input.metadata.clone().or_keep(base.metadata.clone());
+    if let Some(m) = &next.metadata
+        && !valid_metadata(m)
+    {
+        errors.add("metadata", "value_is_invalid");
+    }
     if next.name.trim().is_empty() {
         errors.add("name", "value_is_mandatory");
     }
@@ -172,6 +187,20 @@ pub fn apply(
         errors.add("trial_period", "value_is_out_of_range");
     }
     next
+}
+
+/// Lago's item metadata limits: at most 50 keys of at most 100 characters, each value null or a string of at most
+/// 255 characters.
+pub fn valid_metadata(m: &Map<String, Value>) -> bool {
+    m.len() <= 50
+        && m.iter().all(|(k, v)| {
+            k.chars().count() <= 100
+                && match v {
+                    Value::Null => true,
+                    Value::String(s) => s.chars().count() <= 255,
+                    _ => false,
+                }
+        })
 }
 
 /// The minimum commitment after the request: `None` when there is none.
@@ -260,6 +289,23 @@ mod tests {
         assert_eq!((n.name.as_str(), n.amount_cents), ("Q", 200));
         assert_eq!((n.code.as_str(), n.interval.as_str(), n.amount_currency.as_str()), ("p", "monthly", "EUR"));
         assert_eq!(n.trial_period, Some(Decimal::from(7)));
+    }
+
+    #[test]
+    fn metadata_limits_and_replacement() {
+        let (p, e) = create(json!({"name": "P", "code": "p", "interval": "monthly", "amount_cents": 1,
+                                  "amount_currency": "EUR", "metadata": {"crm": "42", "note": null}}));
+        assert!(e.is_empty());
+        assert_eq!(p.metadata.as_ref().map(Map::len), Some(2));
+        let (_, e) = create(json!({"metadata": {"n": 1}}));
+        assert_eq!(e.get("metadata").unwrap(), ["value_is_invalid"]);
+        let (_, e) = create(json!({"metadata": {"k".repeat(101): "v"}}));
+        assert!(e.has("metadata"));
+        let mut e = ValidationErrors::new();
+        let n = apply(Some(&p), &input(json!({"metadata": null})), false, false, &mut e);
+        assert_eq!(n.metadata, None);
+        let n = apply(Some(&p), &input(json!({"name": "Q"})), false, false, &mut e);
+        assert_eq!(n.metadata, p.metadata);
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub struct PlanRow {
     pub trial_period: Option<Decimal>,
     pub pay_in_advance: bool,
     pub bill_charges_monthly: Option<bool>,
+    pub metadata: Option<Json<Map<String, Value>>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -55,6 +56,7 @@ impl PlanRow {
             trial_period: self.trial_period,
             pay_in_advance: self.pay_in_advance,
             bill_charges_monthly: self.bill_charges_monthly,
+            metadata: self.metadata.as_ref().map(|m| m.0.clone()),
         }
     }
 }
@@ -93,7 +95,7 @@ pub struct Plan {
 }
 
 const PLAN_COLUMNS: &str = "id, parent_id, name, invoice_display_name, code, interval, description, amount_cents, \
-                            amount_currency, trial_period, pay_in_advance, bill_charges_monthly, created_at";
+                            amount_currency, trial_period, pay_in_advance, bill_charges_monthly, metadata, created_at";
 
 /// A unique-index race on the code is the same answer as the up-front check.
 fn code_conflict(e: sqlx::Error) -> Error {
@@ -331,14 +333,14 @@ pub async fn write_plan(
     let q = if insert {
         format!(
             "INSERT INTO plans (organization_id, id, name, invoice_display_name, code, interval, description,
-                 amount_cents, amount_currency, trial_period, pay_in_advance, bill_charges_monthly, parent_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {PLAN_COLUMNS}"
+                 amount_cents, amount_currency, trial_period, pay_in_advance, bill_charges_monthly, parent_id, metadata)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {PLAN_COLUMNS}"
         )
     } else {
         format!(
             "UPDATE plans SET name = $3, invoice_display_name = $4, code = $5, interval = $6, description = $7,
                  amount_cents = $8, amount_currency = $9, trial_period = $10, pay_in_advance = $11,
-                 bill_charges_monthly = $12, updated_at = now()
+                 bill_charges_monthly = $12, metadata = $14, updated_at = now()
              WHERE organization_id = $1 AND id = $2 AND parent_id IS NOT DISTINCT FROM $13 RETURNING {PLAN_COLUMNS}"
         )
     };
@@ -356,6 +358,7 @@ pub async fn write_plan(
         .bind(a.pay_in_advance)
         .bind(a.bill_charges_monthly)
         .bind(parent_id)
+        .bind(a.metadata.as_ref().map(Json))
         .fetch_optional(conn)
         .await
         .map_err(code_conflict)?

@@ -38,6 +38,9 @@ pub struct PlanObject {
     pub taxes: Vec<TaxObject>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub minimum_commitment: Option<CommitmentObject>,
+    /// Rendered only when the plan has metadata, as Lago.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
 }
 
 #[derive(Debug, Clone, Serialize)]

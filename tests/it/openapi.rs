@@ -238,6 +238,7 @@ async fn exercise_catalog(app: &TestApp) {
     let plan = json!({"plan": {"name": "Startup", "code": "startup", "interval": "yearly", "amount_cents": 10000,
     "amount_currency": "EUR", "pay_in_advance": true, "trial_period": 7.5, "bill_charges_monthly": true,
     "description": "d", "invoice_display_name": "Startup plan", "tax_codes": ["vat"],
+    "metadata": {"crm": "42", "note": null},
     "minimum_commitment": {"amount_cents": 20000, "invoice_display_name": "Min", "tax_codes": ["vat"]},
     "charges": [
         {"billable_metric_id": calls, "charge_model": "graduated", "tax_codes": ["vat"], "properties": {

@@ -309,6 +309,22 @@ async fn subscriptions_lock_their_plan_and_end_with_it_or_their_customer() {
         ),
         (json!("monthly"), json!("EUR"), json!(1200))
     );
+    // Its charges keep their model and metric; their properties may change.
+    let charge = p.body["plan"]["charges"][0]["lago_id"].clone();
+    let c = app
+        .put(
+            "/api/v1/plans/basic",
+            &json!({"plan": {"charges": [{"id": charge, "charge_model": "package", "pay_in_advance": true,
+                "properties": {"amount": "0.2"}}]}}),
+        )
+        .await
+        .expect(200);
+    let c = &c.body["plan"]["charges"][0];
+    assert_eq!(
+        (c["lago_id"].clone(), c["charge_model"].clone(), c["pay_in_advance"].clone()),
+        (charge, json!("standard"), json!(false))
+    );
+    assert_eq!(c["properties"]["amount"], "0.2");
     let deleted = app.delete("/api/v1/plans/basic").await.expect(200);
     assert_eq!(deleted.body["plan"]["pending_deletion"], true);
     assert_eq!(

@@ -3,6 +3,7 @@
 //! filter and group.
 
 pub mod postgres;
+pub mod semantics;
 pub mod store;
 
 pub use store::{EventQuery, EventStore, ScanFilter, StoreError};

@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 
+use aggregate::semantics::{plain_decimal, property_text};
 use schemas::event::Event;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -53,38 +54,19 @@ pub struct MetricRule {
 /// Aggregation types whose property must be a number.
 const NUMERIC_TYPES: [&str; 4] = ["sum_agg", "max_agg", "weighted_sum_agg", "latest_agg"];
 
-/// `^-?\d+(\.\d+)?$`, Lago's test of a usable number.
-fn is_plain_decimal(s: &str) -> bool {
-    let digits = s.strip_prefix('-').unwrap_or(s);
-    let (int, frac) = match digits.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (digits, None),
-    };
-    !int.is_empty()
-        && int.bytes().all(|b| b.is_ascii_digit())
-        && frac.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// A property value as the text Postgres' `->>` gives (what Lago's checks look at).
-fn as_text(v: &Value) -> Option<String> {
-    match v {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
 /// The findings for one event, given its properties and its metric (`None`: no live metric has its code).
 pub fn check(properties: &Value, rule: Option<&MetricRule>) -> Vec<ErrorKind> {
     let Some(rule) = rule else { return vec![ErrorKind::InvalidCode] };
     let mut found = Vec::new();
-    let prop = |key: &str| properties.get(key).and_then(as_text);
+    let prop = |key: &str| property_text(properties, key);
     if rule.aggregation_type != "count_agg" {
         let value = rule.field_name.as_deref().and_then(prop);
         let numeric_needed = NUMERIC_TYPES.contains(&rule.aggregation_type.as_str());
         match value {
             None => found.push(ErrorKind::MissingAggregationProperty),
-            Some(v) if numeric_needed && !is_plain_decimal(&v) => found.push(ErrorKind::MissingAggregationProperty),
+            Some(v) if numeric_needed && plain_decimal(&v).is_none() => {
+                found.push(ErrorKind::MissingAggregationProperty)
+            }
             Some(_) => {}
         }
     }

@@ -7,6 +7,7 @@ pub mod charge_models;
 pub mod coupon;
 pub mod customer;
 pub mod expression;
+pub mod invoice_totals;
 pub mod lists;
 pub mod money;
 pub mod organization;

@@ -1,0 +1,389 @@
+//! Lago's aggregation semantics as plain Rust over a slice of events: the reference that the DataFusion jobs must
+//! match (property tests compare the two) and the definition of every total an invoice starts from.
+//!
+//! - Events are selected on `[from, to]`, both ends included; recurring sums and unique counts read all history up
+//!   to `to` (no lower bound).
+//! - Sum, max, latest and weighted sum only read values that are plain decimals (`^-?\d+(\.\d+)?$`, as Lago's
+//!   Postgres store); other events are skipped and not counted.
+//! - Count counts every event; unique count counts the values whose last operation (`operation_type`, default
+//!   `add`) is an add.
+//! - Latest is the value of the last event by time (ties: the last received), negative values count as 0.
+//! - Weighted sum treats each value as a change of a level and averages the level over the whole period, in
+//!   seconds, from an initial level (the previous period's closing level for recurring metrics).
+//! - Rounding (`round`/`ceil`/`floor`, half away from zero, precision may be negative) applies to the total.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggregationType {
+    Count,
+    Sum,
+    Max,
+    UniqueCount,
+    Latest,
+    WeightedSum,
+}
+
+impl AggregationType {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "count_agg" => AggregationType::Count,
+            "sum_agg" => AggregationType::Sum,
+            "max_agg" => AggregationType::Max,
+            "unique_count_agg" => AggregationType::UniqueCount,
+            "latest_agg" => AggregationType::Latest,
+            "weighted_sum_agg" => AggregationType::WeightedSum,
+            _ => return None,
+        })
+    }
+
+    fn numeric(self) -> bool {
+        matches!(
+            self,
+            AggregationType::Sum | AggregationType::Max | AggregationType::Latest | AggregationType::WeightedSum
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoundingFunction {
+    Round,
+    Ceil,
+    Floor,
+}
+
+impl RoundingFunction {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "round" => RoundingFunction::Round,
+            "ceil" => RoundingFunction::Ceil,
+            "floor" => RoundingFunction::Floor,
+            _ => return None,
+        })
+    }
+}
+
+/// What an aggregation needs to know of its billable metric.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricSpec {
+    pub aggregation_type: AggregationType,
+    pub field_name: Option<String>,
+    pub recurring: bool,
+    pub rounding: Option<(RoundingFunction, i32)>,
+}
+
+/// One stored event, as aggregation reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRow {
+    pub timestamp: DateTime<Utc>,
+    pub ingested_at: DateTime<Utc>,
+    pub properties: Value,
+}
+
+/// The billing period of a charge: `[from, to]` with both ends included, and its full length in days (the weighted
+/// sum's denominator, even when the subscription started within the period).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub duration_days: u32,
+}
+
+/// An aggregation's result: the units the charge model prices, and the events it counted.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Total {
+    pub units: Decimal,
+    pub count: u64,
+}
+
+/// A property's text as Postgres' `->>` gives it.
+pub fn property_text(properties: &Value, key: &str) -> Option<String> {
+    match properties.get(key)? {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// `^-?\d+(\.\d+)?$`: Lago's test of a usable number.
+pub fn plain_decimal(text: &str) -> Option<Decimal> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (int, frac) = match digits.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (digits, None),
+    };
+    let ok = !int.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()));
+    if ok { Decimal::from_str(text).ok() } else { None }
+}
+
+/// Applies a metric's rounding: half away from zero; a negative precision rounds to tens, hundreds, ...
+pub fn round_units(x: Decimal, function: RoundingFunction, precision: i32) -> Decimal {
+    let strategy = match function {
+        RoundingFunction::Round => RoundingStrategy::MidpointAwayFromZero,
+        RoundingFunction::Ceil => RoundingStrategy::ToPositiveInfinity,
+        RoundingFunction::Floor => RoundingStrategy::ToNegativeInfinity,
+    };
+    if precision >= 0 {
+        x.round_dp_with_strategy(precision as u32, strategy)
+    } else {
+        let scale = Decimal::from(10i64.pow(precision.unsigned_abs().min(18)));
+        (x / scale).round_dp_with_strategy(0, strategy) * scale
+    }
+}
+
+/// The total of `events` (any order) for `metric` over `window`; `initial_level` is the weighted sum's opening
+/// level (0 unless the metric is recurring).
+pub fn aggregate(metric: &MetricSpec, events: &[EventRow], window: &Window, initial_level: Decimal) -> Total {
+    let lower_bound =
+        !(metric.recurring && matches!(metric.aggregation_type, AggregationType::Sum | AggregationType::UniqueCount));
+    let mut selected: Vec<&EventRow> =
+        events.iter().filter(|e| e.timestamp <= window.to && (!lower_bound || e.timestamp >= window.from)).collect();
+    selected.sort_by_key(|e| (e.timestamp, e.ingested_at));
+    let field = metric.field_name.as_deref().unwrap_or("");
+    let values: Vec<(&EventRow, Decimal)> = if metric.aggregation_type.numeric() {
+        selected
+            .iter()
+            .filter_map(|e| property_text(&e.properties, field).and_then(|t| plain_decimal(&t)).map(|v| (*e, v)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let count = values.len() as u64;
+    let total = match metric.aggregation_type {
+        AggregationType::Count => Total { units: Decimal::from(selected.len() as u64), count: selected.len() as u64 },
+        AggregationType::Sum => Total { units: values.iter().map(|(_, v)| *v).sum(), count },
+        AggregationType::Max => Total { units: values.iter().map(|(_, v)| *v).max().unwrap_or_default(), count },
+        AggregationType::Latest => {
+            Total { units: values.last().map(|(_, v)| (*v).max(Decimal::ZERO)).unwrap_or_default(), count }
+        }
+        AggregationType::UniqueCount => {
+            // The last operation of each value decides whether it is counted.
+            let mut last: BTreeMap<Option<String>, bool> = BTreeMap::new();
+            for e in &selected {
+                let op = property_text(&e.properties, "operation_type").unwrap_or_else(|| "add".into());
+                last.insert(property_text(&e.properties, field), op == "add");
+            }
+            let n = last.values().filter(|added| **added).count() as u64;
+            Total { units: Decimal::from(n), count: n }
+        }
+        AggregationType::WeightedSum => Total { units: weighted_sum(&values, window, initial_level), count },
+    };
+    match metric.rounding {
+        Some((f, p)) => Total { units: round_units(total.units, f, p), ..total },
+        None => total,
+    }
+}
+
+/// Σ level × seconds held, over the period's seconds. The period ends at `to` rounded up to a whole second.
+fn weighted_sum(values: &[(&EventRow, Decimal)], window: &Window, initial_level: Decimal) -> Decimal {
+    let period_seconds = Decimal::from(u64::from(window.duration_days) * 86_400);
+    if period_seconds.is_zero() {
+        return Decimal::ZERO;
+    }
+    let end = ceil_to_second(window.to);
+    let micros = |a: DateTime<Utc>, b: DateTime<Utc>| Decimal::from((b - a).num_microseconds().unwrap_or(0).max(0));
+    let mut level = initial_level;
+    let mut at = window.from;
+    let mut level_micros = Decimal::ZERO;
+    for (event, delta) in values {
+        level_micros += level * micros(at, event.timestamp);
+        level += delta;
+        at = event.timestamp;
+    }
+    level_micros += level * micros(at, end);
+    level_micros / Decimal::from(1_000_000) / period_seconds
+}
+
+fn ceil_to_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    let whole = DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t);
+    if whole == t { t } else { whole + chrono::Duration::seconds(1) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn ev(ts: &str, props: Value) -> EventRow {
+        EventRow { timestamp: t(ts), ingested_at: t(ts), properties: props }
+    }
+
+    fn spec(agg: AggregationType, recurring: bool) -> MetricSpec {
+        MetricSpec { aggregation_type: agg, field_name: Some("v".into()), recurring, rounding: None }
+    }
+
+    fn window(from: &str, to: &str, days: u32) -> Window {
+        Window { from: t(from), to: t(to), duration_days: days }
+    }
+
+    fn march() -> Window {
+        window("2022-03-01T00:00:00Z", "2022-03-31T23:59:59.999999Z", 31)
+    }
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn count_and_sum_and_bounds() {
+        let events = vec![
+            ev("2022-02-28T23:59:59Z", json!({"v": 100})),
+            ev("2022-03-01T00:00:00Z", json!({"v": 20})),
+            ev("2022-03-15T00:00:00Z", json!({"v": "10.5"})),
+            ev("2022-03-20T00:00:00Z", json!({"v": "foo_bar"})),
+            ev("2022-03-31T23:59:59.999999Z", json!({"v": -0.5})),
+            ev("2022-04-01T00:00:00Z", json!({"v": 1000})),
+        ];
+        let count = aggregate(&spec(AggregationType::Count, false), &events, &march(), Decimal::ZERO);
+        assert_eq!(count, Total { units: d("4"), count: 4 });
+        let sum = aggregate(&spec(AggregationType::Sum, false), &events, &march(), Decimal::ZERO);
+        assert_eq!(sum, Total { units: d("30.0"), count: 3 }, "non-numeric values are skipped and not counted");
+        let recurring = aggregate(&spec(AggregationType::Sum, true), &events, &march(), Decimal::ZERO);
+        assert_eq!(recurring.units, d("130.0"), "a recurring sum reads all history up to the period end");
+    }
+
+    #[test]
+    fn lago_sum_example_with_history() {
+        let mut events: Vec<EventRow> = (0..2).map(|_| ev("2021-12-05T00:00:00Z", json!({"v": "2.5"}))).collect();
+        events.extend((1..=4).map(|i| ev(&format!("2022-03-0{i}T10:00:00Z"), json!({"v": 12}))));
+        assert_eq!(
+            aggregate(&spec(AggregationType::Sum, false), &events, &march(), Decimal::ZERO),
+            Total { units: d("48"), count: 4 }
+        );
+        assert_eq!(
+            aggregate(&spec(AggregationType::Sum, true), &events, &march(), Decimal::ZERO),
+            Total { units: d("53.0"), count: 6 }
+        );
+    }
+
+    #[test]
+    fn max_and_latest() {
+        let events = vec![ev("2022-03-02T00:00:00Z", json!({"v": 20})), ev("2022-03-03T00:00:00Z", json!({"v": 10}))];
+        assert_eq!(aggregate(&spec(AggregationType::Max, false), &events, &march(), Decimal::ZERO).units, d("20"));
+        assert_eq!(aggregate(&spec(AggregationType::Latest, false), &events, &march(), Decimal::ZERO).units, d("10"));
+        let negative = vec![ev("2022-03-02T00:00:00Z", json!({"v": -5})), ev("2022-03-03T00:00:00Z", json!({"v": -2}))];
+        assert_eq!(aggregate(&spec(AggregationType::Max, false), &negative, &march(), Decimal::ZERO).units, d("-2"));
+        assert_eq!(aggregate(&spec(AggregationType::Latest, false), &negative, &march(), Decimal::ZERO).units, d("0"));
+        assert_eq!(aggregate(&spec(AggregationType::Max, false), &[], &march(), Decimal::ZERO), Total::default());
+        // A tie on time goes to the event received last.
+        let mut tie = vec![ev("2022-03-05T00:00:00Z", json!({"v": 7})), ev("2022-03-05T00:00:00Z", json!({"v": 6}))];
+        tie[1].ingested_at = t("2022-03-05T00:00:01Z");
+        assert_eq!(aggregate(&spec(AggregationType::Latest, false), &tie, &march(), Decimal::ZERO).units, d("6"));
+    }
+
+    #[test]
+    fn unique_count_with_removes() {
+        let u = |ts: &str, v: &str, op: Option<&str>| match op {
+            Some(op) => ev(ts, json!({"v": v, "operation_type": op})),
+            None => ev(ts, json!({"v": v})),
+        };
+        let history = vec![
+            u("2022-02-10T00:00:00Z", "seat_1", None),
+            u("2022-03-02T00:00:00Z", "seat_2", Some("add")),
+            u("2022-03-03T00:00:00Z", "seat_2", Some("add")),
+            u("2022-03-05T00:00:00Z", "seat_3", Some("add")),
+            u("2022-03-16T00:00:00Z", "seat_3", Some("remove")),
+            u("2022-03-20T00:00:00Z", "seat_4", Some("remove")),
+        ];
+        assert_eq!(
+            aggregate(&spec(AggregationType::UniqueCount, false), &history, &march(), Decimal::ZERO).units,
+            d("1")
+        );
+        assert_eq!(
+            aggregate(&spec(AggregationType::UniqueCount, true), &history, &march(), Decimal::ZERO).units,
+            d("2")
+        );
+        let five_adds_one_remove: Vec<EventRow> = (1..=5)
+            .map(|i| u(&format!("2022-03-0{i}T00:00:00Z"), &format!("s{i}"), Some("add")))
+            .chain([u("2022-03-09T00:00:00Z", "s2", Some("remove"))])
+            .collect();
+        assert_eq!(
+            aggregate(&spec(AggregationType::UniqueCount, false), &five_adds_one_remove, &march(), Decimal::ZERO).units,
+            d("4")
+        );
+    }
+
+    /// Lago's documentation: +20 GB on March 16 and +10 GB on March 17 over March 2022.
+    #[test]
+    fn weighted_sum_documentation_example() {
+        let events = vec![ev("2022-03-16T00:00:00Z", json!({"v": 20})), ev("2022-03-17T00:00:00Z", json!({"v": 10}))];
+        let w = aggregate(&spec(AggregationType::WeightedSum, false), &events, &march(), Decimal::ZERO);
+        assert_eq!(w.units.round_dp(10), d("15.1612903226"));
+        assert_eq!(w.count, 2);
+    }
+
+    #[test]
+    fn weighted_sum_lago_spec_and_recurring_level() {
+        let aug = window("2023-08-01T00:00:00Z", "2023-08-31T23:59:59.999Z", 31);
+        let deltas = [
+            ("00:00", "2"),
+            ("01:00", "3"),
+            ("01:30", "1"),
+            ("02:00", "-4"),
+            ("04:00", "-2"),
+            ("05:00", "10"),
+            ("05:30", "-10"),
+        ];
+        let events: Vec<EventRow> =
+            deltas.iter().map(|(h, v)| ev(&format!("2023-08-01T{h}:00Z"), json!({"v": v}))).collect();
+        let m = spec(AggregationType::WeightedSum, false);
+        let w = aggregate(&m, &events, &aug, Decimal::ZERO);
+        assert_eq!((w.units.round_dp(5), w.count), (d("0.02218"), 7));
+        let recurring = MetricSpec { recurring: true, ..m.clone() };
+        assert_eq!(aggregate(&recurring, &events, &aug, d("1000")).units.round_dp(5), d("1000.02218"));
+        let single = vec![ev("2023-08-01T00:00:00Z", json!({"v": 1000}))];
+        assert_eq!(aggregate(&m, &single, &aug, Decimal::ZERO).units, d("1000"));
+        // Two changes at the same instant both count.
+        let tie = vec![ev("2023-08-01T00:00:00Z", json!({"v": 3})), ev("2023-08-01T00:00:00Z", json!({"v": 3}))];
+        assert_eq!(aggregate(&m, &tie, &aug, Decimal::ZERO).units, d("6"));
+    }
+
+    /// Lago's recurring scenario: 2500 from March 5, then -2000 on April 4 and -200 on April 6.
+    #[test]
+    fn weighted_sum_recurring_scenario() {
+        let m = MetricSpec { recurring: true, ..spec(AggregationType::WeightedSum, false) };
+        let march = window("2023-03-05T00:00:00Z", "2023-03-31T23:59:59.999999Z", 31);
+        let w = aggregate(&m, &[ev("2023-03-05T00:00:00Z", json!({"v": 2500}))], &march, Decimal::ZERO);
+        assert_eq!(w.units.round_dp(10), d("2177.4193548387"));
+        let april = window("2023-04-01T00:00:00Z", "2023-04-30T23:59:59.999999Z", 30);
+        let events =
+            vec![ev("2023-04-04T00:00:00Z", json!({"v": -2000})), ev("2023-04-06T00:00:00Z", json!({"v": -200}))];
+        assert_eq!(aggregate(&m, &events, &april, d("2500")).units.round_dp(10), d("533.3333333333"));
+    }
+
+    #[test]
+    fn rounding_lago_examples() {
+        let x = d("123.456");
+        let r = |f, p| round_units(x, f, p);
+        use RoundingFunction::{Ceil, Floor, Round};
+        assert_eq!([r(Round, 2), r(Round, 0), r(Round, -2)], [d("123.46"), d("123"), d("100")]);
+        assert_eq!([r(Ceil, 2), r(Ceil, 0), r(Ceil, -2)], [d("123.46"), d("124"), d("200")]);
+        assert_eq!([r(Floor, 2), r(Floor, 0), r(Floor, -2)], [d("123.45"), d("123"), d("100")]);
+        assert_eq!(round_units(d("123.4567"), Round, -1), d("120"));
+        assert_eq!(round_units(d("0.125"), Round, 2), d("0.13"), "half away from zero");
+        let m = MetricSpec { rounding: Some((Ceil, 0)), ..spec(AggregationType::Sum, false) };
+        let events = vec![ev("2022-03-02T00:00:00Z", json!({"v": "1.2"}))];
+        assert_eq!(aggregate(&m, &events, &march(), Decimal::ZERO).units, d("2"));
+    }
+
+    #[test]
+    fn plain_decimals_only() {
+        for ok in ["12", "-3", "4.5", "2.50"] {
+            assert!(plain_decimal(ok).is_some(), "{ok}");
+        }
+        for bad in ["1e3", "+5", ".5", "5.", " 5", "1,5", "true", ""] {
+            assert!(plain_decimal(bad).is_none(), "{bad}");
+        }
+    }
+}

@@ -181,6 +181,12 @@ async fn applying_coupons() {
     app.delete("/api/v1/coupons/welcome").await.ok();
     assert_eq!(app.get("/api/v1/applied_coupons?status=active").await.ok().body["meta"]["total_count"], 0);
     // Not found.
+    customer(&app, "42").await;
+    let numeric = json!({"applied_coupon": {"external_customer_id": 42, "coupon_code": "p2"}});
+    assert_eq!(
+        app.post("/api/v1/applied_coupons", &numeric).await.expect(200).body["applied_coupon"]["external_customer_id"],
+        "42"
+    );
     let unknown = json!({"applied_coupon": {"external_customer_id": "nobody", "coupon_code": "p1"}});
     assert_eq!(app.post("/api/v1/applied_coupons", &unknown).await.expect(404).body["code"], "customer_not_found");
     let unknown = json!({"applied_coupon": {"external_customer_id": "acme", "coupon_code": "welcome"}});

@@ -179,7 +179,9 @@ async fn apply(
     JsonObject(body): JsonObject,
 ) -> Result<Json<AppliedCouponEnvelope>, ApiError> {
     let body = take_root(body, "applied_coupon")?;
-    let text = |k: &str| body.get(k).and_then(|v| v.as_str()).map(str::trim).unwrap_or_default().to_owned();
+    // Identifiers as Rails casts them (a number is its text).
+    let text =
+        |k: &str| schemas::input::Fields::new(&body).string(k).value().map(|s| s.trim().to_owned()).unwrap_or_default();
     let mut tx = state.pool.begin().await.map_err(Error::from)?;
     store::refresh(&mut tx, org).await?;
     let customer = customers::find_in(&mut tx, org, &text("external_customer_id"), true)

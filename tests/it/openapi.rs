@@ -46,6 +46,7 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
     ("findSubscription", "get", "/subscriptions/{external_id}"),
     ("updateSubscription", "put", "/subscriptions/{external_id}"),
     ("destroySubscription", "delete", "/subscriptions/{external_id}"),
+    ("findAllCustomerSubscriptions", "get", "/customers/{external_customer_id}/subscriptions"),
     ("createCoupon", "post", "/coupons"),
     ("findAllCoupons", "get", "/coupons"),
     ("findCoupon", "get", "/coupons/{code}"),
@@ -282,6 +283,7 @@ async fn exercise_catalog(app: &TestApp) {
     app.post("/api/v1/subscriptions", &future).await.ok();
     app.get("/api/v1/subscriptions?external_customer_id=acme&status[]=active&status[]=pending").await.ok();
     app.get("/api/v1/subscriptions/sub1").await.ok();
+    app.get("/api/v1/customers/acme/subscriptions?status[]=pending").await.ok();
     app.put("/api/v1/subscriptions/sub1", &json!({"subscription": {"name": "Renamed"}})).await.ok();
     app.delete("/api/v1/subscriptions/sub2?status=pending").await.ok();
     app.delete("/api/v1/subscriptions/sub1").await.ok();

@@ -62,6 +62,9 @@ async fn create_show_list_terminate() {
     assert_eq!(app.get("/api/v1/subscriptions/s1").await.expect(200).body["subscription"]["lago_id"], s["lago_id"]);
     let l = app.get("/api/v1/subscriptions?external_customer_id=acme&plan_code=basic").await.expect(200);
     assert_eq!(l.body["meta"]["total_count"], 1);
+    let l = app.get("/api/v1/customers/acme/subscriptions").await.expect(200);
+    assert_eq!(l.body["subscriptions"][0]["external_id"], "s1");
+    assert_eq!(app.get("/api/v1/customers/nobody/subscriptions").await.expect(404).body["code"], "customer_not_found");
     let l = app.get("/api/v1/subscriptions?plan_code=pro").await.expect(200);
     assert_eq!(l.body["meta"]["total_count"], 0);
     assert_eq!(app.get("/api/v1/subscriptions?currency=EUR").await.ok().body["meta"]["total_count"], 1);

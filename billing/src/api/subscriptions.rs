@@ -26,6 +26,7 @@ pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/api/v1/subscriptions", post(create).get(list))
         .route("/api/v1/subscriptions/{external_id}", get(show).put(update).delete(terminate))
+        .route("/api/v1/customers/{external_id}/subscriptions", get(list_for_customer))
 }
 
 const ROOT: &str = "subscription";
@@ -314,7 +315,27 @@ async fn list(
     Extension(OrgId(org)): Extension<OrgId>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<SubscriptionsPage>, ApiError> {
-    let pairs = query_pairs(&raw);
+    list_with(&state, org, &raw, None).await
+}
+
+/// `GET /customers/{external_id}/subscriptions`: the same list for one (existing) customer.
+async fn list_for_customer(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Path(external_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<SubscriptionsPage>, ApiError> {
+    customers::find(&state.pool, org, &external_id).await?.ok_or(ApiError::NotFound("customer"))?;
+    list_with(&state, org, &raw, Some(external_id)).await
+}
+
+async fn list_with(
+    state: &ApiState,
+    org: Uuid,
+    raw: &Option<String>,
+    external_customer_id: Option<String>,
+) -> Result<Json<SubscriptionsPage>, ApiError> {
+    let pairs = query_pairs(raw);
     let page = PageQuery { page: query_value(&pairs, "page"), per_page: query_value(&pairs, "per_page") }.page();
     let mut statuses: Vec<String> =
         pairs.iter().filter(|(k, _)| k == "status[]" || k == "status").map(|(_, v)| v.clone()).collect();
@@ -322,7 +343,9 @@ async fn list(
         statuses.push("active".into());
     }
     let filter = ListFilter {
-        external_customer_id: query_value(&pairs, "external_customer_id").filter(|s| !s.is_empty()),
+        external_customer_id: external_customer_id
+            .or_else(|| query_value(&pairs, "external_customer_id"))
+            .filter(|s| !s.is_empty()),
         plan_code: query_value(&pairs, "plan_code").filter(|s| !s.is_empty()),
         statuses,
         currency: query_value(&pairs, "currency").filter(|s| !s.is_empty()).map(|c| c.to_uppercase()),

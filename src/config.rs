@@ -71,7 +71,7 @@ pub struct Config {
     pub events_batch_limit: usize,
 
     /// Group-commit writes of events in flight at once (embedded mode). Fewer writes make bigger groups.
-    #[arg(long, env = "BILLSTREAM_INGEST_MAX_INFLIGHT", default_value = "2", value_parser = parse_inflight, global = true)]
+    #[arg(long, env = "BILLSTREAM_INGEST_MAX_INFLIGHT", default_value = "1", value_parser = parse_inflight, global = true)]
     pub ingest_max_inflight: usize,
 
     /// Size of the PostgreSQL connection pool.

@@ -41,6 +41,11 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
     ("findPlan", "get", "/plans/{code}"),
     ("updatePlan", "put", "/plans/{code}"),
     ("destroyPlan", "delete", "/plans/{code}"),
+    ("findAllPlanCharges", "get", "/plans/{code}/charges"),
+    ("createPlanCharge", "post", "/plans/{code}/charges"),
+    ("findPlanCharge", "get", "/plans/{code}/charges/{charge_code}"),
+    ("updatePlanCharge", "put", "/plans/{code}/charges/{charge_code}"),
+    ("destroyPlanCharge", "delete", "/plans/{code}/charges/{charge_code}"),
     ("createSubscription", "post", "/subscriptions"),
     ("findAllSubscriptions", "get", "/subscriptions"),
     ("findSubscription", "get", "/subscriptions/{external_id}"),
@@ -274,6 +279,13 @@ async fn exercise_catalog(app: &TestApp) {
     app.get("/api/v1/plans/startup").await.ok();
     app.put("/api/v1/plans/startup", &json!({"plan": {"name": "Startup 2", "amount_cents": 12000}})).await.ok();
     app.delete("/api/v1/plans/old").await.ok();
+    app.get("/api/v1/plans/startup/charges?per_page=2").await.ok();
+    let extra = json!({"charge": {"billable_metric_id": calls, "code": "extra", "charge_model": "standard",
+        "properties": {"amount": "1"}, "tax_codes": ["vat"]}});
+    app.post("/api/v1/plans/startup/charges", &extra).await.ok();
+    app.get("/api/v1/plans/startup/charges/extra").await.ok();
+    app.put("/api/v1/plans/startup/charges/extra", &json!({"charge": {"properties": {"amount": "2"}}})).await.ok();
+    app.delete("/api/v1/plans/startup/charges/extra").await.ok();
     let subscription = json!({"subscription": {"external_customer_id": "acme", "plan_code": "startup",
         "external_id": "sub1", "name": "Main", "billing_time": "anniversary", "subscription_at": "2026-01-15T00:00:00Z",
         "ending_at": "2099-01-01T00:00:00Z", "plan_overrides": {"amount_cents": 9000}}});

@@ -285,3 +285,59 @@ async fn plans_are_isolated_per_organization() {
                                "charges": [{"billable_metric_id": calls, "charge_model": "standard"}]}});
     app.call_as(&other, "POST", "/api/v1/plans", Some(&body)).await.expect(404);
 }
+
+#[tokio::test]
+async fn charges_of_a_plan_one_at_a_time() {
+    let app = TestApp::new().await;
+    let (calls, storage) = setup(&app).await;
+    app.post("/api/v1/plans", &plan(&calls, &storage)).await.ok();
+    let base = "/api/v1/plans/startup/charges";
+    let l = app.get(base).await.expect(200);
+    assert_eq!(l.body["meta"]["total_count"], 2);
+    let c = app
+        .post(
+            base,
+            &json!({"charge": {"billable_metric_id": storage, "code": "storage_pct", "charge_model": "percentage",
+            "properties": {"rate": "2.5"}, "tax_codes": ["vat"]}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (c.body["charge"]["code"].clone(), c.body["charge"]["properties"]["rate"].clone()),
+        (json!("storage_pct"), json!("2.5"))
+    );
+    assert_eq!(c.body["charge"]["taxes"][0]["code"], "vat");
+    assert_eq!(app.get(base).await.ok().body["meta"]["total_count"], 3);
+    let one = app.get(&format!("{base}/storage_pct")).await.expect(200);
+    assert_eq!(one.body["charge"]["lago_id"], c.body["charge"]["lago_id"]);
+    // The other charges are untouched (ids, filters).
+    let p = app.get("/api/v1/plans/startup").await.ok();
+    assert_eq!(p.body["plan"]["charges"][0]["filters"].as_array().unwrap().len(), 1);
+    let u = app
+        .put(
+            &format!("{base}/storage_pct"),
+            &json!({"charge": {"properties": {"rate": "3"}, "invoice_display_name": "Pct"}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (u.body["charge"]["lago_id"].clone(), u.body["charge"]["properties"]["rate"].clone()),
+        (c.body["charge"]["lago_id"].clone(), json!("3"))
+    );
+    let r =
+        app.put(&format!("{base}/storage_pct"), &json!({"charge": {"properties": {"rate": "x"}}})).await.expect(422);
+    assert_eq!(r.body["error_details"]["properties"], json!(["invalid_rate"]));
+    let taken = json!({"charge": {"billable_metric_id": storage, "code": "storage_pct", "charge_model": "standard"}});
+    let r = app.post(base, &taken).await.expect(422);
+    assert_eq!(r.body["error_details"]["code"], json!(["value_already_exist"]));
+    let d = app.delete(&format!("{base}/storage_pct")).await.expect(200);
+    assert_eq!(d.body["charge"]["code"], "storage_pct");
+    assert_eq!(app.get(&format!("{base}/storage_pct")).await.expect(404).body["code"], "charge_not_found");
+    assert_eq!(app.get(base).await.ok().body["meta"]["total_count"], 2);
+    app.get("/api/v1/plans/nope/charges").await.expect(404);
+    app.put(&format!("{base}/nope"), &json!({"charge": {"charge_model": "standard"}})).await.expect(404);
+    app.delete(&format!("{base}/nope")).await.expect(404);
+    let other = app.new_org("Other").await;
+    app.call_as(&other, "GET", base, None).await.expect(404);
+    app.call_as(&other, "DELETE", &format!("{base}/calls"), None).await.expect(404);
+}

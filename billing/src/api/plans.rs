@@ -4,7 +4,10 @@ use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use schemas::body::{JsonObject, take_root};
-use schemas::objects::plan::{ChargeFilterObject, ChargeObject, CommitmentObject, PlanEnvelope, PlanObject, PlansPage};
+use schemas::objects::plan::{
+    ChargeEnvelope, ChargeFilterObject, ChargeObject, ChargesPage, CommitmentObject, PlanEnvelope, PlanObject,
+    PlansPage,
+};
 use schemas::objects::timestamp;
 use schemas::pagination::PageQuery;
 use schemas::{ApiError, OrgId, ValidationErrors};
@@ -23,6 +26,8 @@ pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/api/v1/plans", post(create).get(list))
         .route("/api/v1/plans/{code}", get(show).put(update).delete(destroy))
+        .route("/api/v1/plans/{code}/charges", get(list_charges).post(create_charge))
+        .route("/api/v1/plans/{code}/charges/{charge_code}", get(show_charge).put(update_charge).delete(destroy_charge))
 }
 
 const ROOT: &str = "plan";
@@ -204,40 +209,7 @@ pub(super) fn render(p: &Plan) -> PlanObject {
         draft_invoices_count: 0,
         parent_id: r.parent_id,
         pending_deletion: false,
-        charges: p
-            .charges
-            .iter()
-            .map(|c| ChargeObject {
-                lago_id: c.id,
-                lago_billable_metric_id: c.attrs.billable_metric_id,
-                code: c.attrs.code.clone(),
-                invoice_display_name: c.attrs.invoice_display_name.clone(),
-                billable_metric_code: c.billable_metric_code.clone(),
-                created_at: timestamp(c.created_at),
-                charge_model: c.attrs.charge_model.clone(),
-                invoiceable: c.attrs.invoiceable,
-                regroup_paid_fees: c.attrs.regroup_paid_fees.clone(),
-                pay_in_advance: c.attrs.pay_in_advance,
-                prorated: c.attrs.prorated,
-                min_amount_cents: c.attrs.min_amount_cents,
-                accepts_target_wallet: false,
-                properties: charge::render_properties(&c.attrs.properties),
-                applied_pricing_unit: None,
-                lago_parent_id: c.attrs.parent_id,
-                filters: c
-                    .filters
-                    .iter()
-                    .map(|f| ChargeFilterObject {
-                        lago_id: f.id,
-                        charge_code: c.attrs.code.clone(),
-                        invoice_display_name: f.attrs.invoice_display_name.clone(),
-                        properties: charge::render_properties(&f.attrs.properties),
-                        values: f.attrs.values.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect(),
-                    })
-                    .collect(),
-                taxes: c.taxes.iter().map(super::taxes::render).collect(),
-            })
-            .collect(),
+        charges: p.charges.iter().map(render_charge).collect(),
         fixed_charges: Vec::new(),
         usage_thresholds: Vec::new(),
         taxes: p.taxes.iter().map(super::taxes::render).collect(),
@@ -353,4 +325,158 @@ pub(super) async fn override_plan(
         }
     }
     save(conn, org, child, Some(parent.row.id), &input).await
+}
+
+fn render_charge(c: &store::Charge) -> ChargeObject {
+    ChargeObject {
+        lago_id: c.id,
+        lago_billable_metric_id: c.attrs.billable_metric_id,
+        code: c.attrs.code.clone(),
+        invoice_display_name: c.attrs.invoice_display_name.clone(),
+        billable_metric_code: c.billable_metric_code.clone(),
+        created_at: timestamp(c.created_at),
+        charge_model: c.attrs.charge_model.clone(),
+        invoiceable: c.attrs.invoiceable,
+        regroup_paid_fees: c.attrs.regroup_paid_fees.clone(),
+        pay_in_advance: c.attrs.pay_in_advance,
+        prorated: c.attrs.prorated,
+        min_amount_cents: c.attrs.min_amount_cents,
+        accepts_target_wallet: false,
+        properties: charge::render_properties(&c.attrs.properties),
+        applied_pricing_unit: None,
+        lago_parent_id: c.attrs.parent_id,
+        filters: c
+            .filters
+            .iter()
+            .map(|f| ChargeFilterObject {
+                lago_id: f.id,
+                charge_code: c.attrs.code.clone(),
+                invoice_display_name: f.attrs.invoice_display_name.clone(),
+                properties: charge::render_properties(&f.attrs.properties),
+                values: f.attrs.values.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect(),
+            })
+            .collect(),
+        taxes: c.taxes.iter().map(super::taxes::render).collect(),
+    }
+}
+
+// `/plans/{code}/charges`: one charge of a plan at a time. Each change is made as a plan update carrying the plan's
+// other charges unchanged, so every plan and charge rule (and the lock of a plan in use) applies the same way.
+
+/// The plan `code`, locked, with its charges.
+async fn locked_plan(conn: &mut PgConnection, org: Uuid, code: &str) -> Result<Plan> {
+    let row = store::find_row(conn, org, code, true).await?.ok_or(Error::NotFound("plan"))?;
+    store::load(conn, org, vec![row]).await?.pop().ok_or(Error::NotFound("plan"))
+}
+
+fn charge_by_code<'a>(plan: &'a Plan, code: &str) -> Result<&'a store::Charge> {
+    plan.charges.iter().find(|c| c.attrs.code == code).ok_or(Error::NotFound("charge"))
+}
+
+/// Saves `plan` with its charges replaced by `charges` (request objects).
+async fn save_charges(conn: &mut PgConnection, org: Uuid, plan: &Plan, charges: Vec<Value>) -> Result<Plan> {
+    let mut request = as_request(plan, true);
+    request.insert("charges".into(), Value::Array(charges));
+    let input = domain::parse_input(&request)?;
+    save(conn, org, Some(plan), None, &input).await
+}
+
+fn current_charges(plan: &Plan) -> Vec<Value> {
+    match as_request(plan, true).remove("charges") {
+        Some(Value::Array(list)) => list,
+        _ => Vec::new(),
+    }
+}
+
+async fn list_charges(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Path(code): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<ChargesPage>, ApiError> {
+    let plan = store::find(&state.pool, org, &code).await?.ok_or(ApiError::NotFound(ROOT))?;
+    let page = query.page();
+    // Newest first, as Lago lists them.
+    let mut charges: Vec<&store::Charge> = plan.charges.iter().collect();
+    charges.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+    let total = i64::try_from(charges.len()).unwrap_or(i64::MAX);
+    let offset = usize::try_from(page.offset()).unwrap_or(usize::MAX);
+    let limit = usize::try_from(page.limit()).unwrap_or(usize::MAX);
+    let charges = charges.into_iter().skip(offset).take(limit).map(render_charge).collect();
+    Ok(Json(ChargesPage { charges, meta: page.meta(total) }))
+}
+
+async fn show_charge(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Path((code, charge_code)): Path<(String, String)>,
+) -> Result<Json<ChargeEnvelope>, ApiError> {
+    let plan = store::find(&state.pool, org, &code).await?.ok_or(ApiError::NotFound(ROOT))?;
+    Ok(Json(ChargeEnvelope { charge: render_charge(charge_by_code(&plan, &charge_code)?) }))
+}
+
+async fn create_charge(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Path(code): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<ChargeEnvelope>, ApiError> {
+    let mut new = take_root(body, "charge")?;
+    new.remove("id");
+    let mut tx = state.pool.begin().await.map_err(Error::from)?;
+    let plan = locked_plan(&mut tx, org, &code).await?;
+    let before: Vec<Uuid> = plan.charges.iter().map(|c| c.id).collect();
+    let mut charges = current_charges(&plan);
+    charges.push(Value::Object(new));
+    let saved = save_charges(&mut tx, org, &plan, charges).await?;
+    let created = saved.charges.iter().find(|c| !before.contains(&c.id)).ok_or(Error::NotFound("charge"))?;
+    let object = render_charge(created);
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(ChargeEnvelope { charge: object }))
+}
+
+async fn update_charge(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Path((code, charge_code)): Path<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<ChargeEnvelope>, ApiError> {
+    let sent = take_root(body, "charge")?;
+    let mut tx = state.pool.begin().await.map_err(Error::from)?;
+    let plan = locked_plan(&mut tx, org, &code).await?;
+    let id = charge_by_code(&plan, &charge_code)?.id;
+    let id_text = Value::from(id.to_string());
+    let mut charges = current_charges(&plan);
+    for c in charges.iter_mut().filter(|c| c.get("id") == Some(&id_text)) {
+        if let Value::Object(entry) = c {
+            // As Lago's charge update: the metric stays; properties not sent fall back to the model's defaults.
+            entry.remove("properties");
+            for (k, v) in &sent {
+                if k != "id" && k != "billable_metric_id" {
+                    entry.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    let saved = save_charges(&mut tx, org, &plan, charges).await?;
+    let updated = saved.charges.iter().find(|c| c.id == id).ok_or(Error::NotFound("charge"))?;
+    let object = render_charge(updated);
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(ChargeEnvelope { charge: object }))
+}
+
+async fn destroy_charge(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Path((code, charge_code)): Path<(String, String)>,
+) -> Result<Json<ChargeEnvelope>, ApiError> {
+    let mut tx = state.pool.begin().await.map_err(Error::from)?;
+    let plan = locked_plan(&mut tx, org, &code).await?;
+    let removed = charge_by_code(&plan, &charge_code)?;
+    let object = render_charge(removed);
+    let id_text = Value::from(removed.id.to_string());
+    let charges = current_charges(&plan).into_iter().filter(|c| c.get("id") != Some(&id_text)).collect();
+    save_charges(&mut tx, org, &plan, charges).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(ChargeEnvelope { charge: object }))
 }

@@ -97,3 +97,14 @@ pub struct PlansPage {
     pub plans: Vec<PlanObject>,
     pub meta: PaginationMeta,
 }
+
+#[derive(Debug, Serialize)]
+pub struct ChargeEnvelope {
+    pub charge: ChargeObject,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChargesPage {
+    pub charges: Vec<ChargeObject>,
+    pub meta: PaginationMeta,
+}

@@ -206,6 +206,129 @@ fn ceil_to_second(t: DateTime<Utc>) -> DateTime<Utc> {
     if whole == t { t } else { whole + chrono::Duration::seconds(1) }
 }
 
+/// A charge filter: for each key, the property values it takes (Lago's `__ALL_FILTER_VALUES__` already expanded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeFilter {
+    pub values: BTreeMap<String, Vec<String>>,
+}
+
+/// Whether an event's properties hold, for every key, one of the listed values (a missing key never matches).
+fn matches(properties: &Value, values: &BTreeMap<String, Vec<String>>) -> bool {
+    values.iter().all(|(key, allowed)| property_text(properties, key).is_some_and(|v| allowed.contains(&v)))
+}
+
+/// Lago's "ignored" rule: a missing property compares as the empty string.
+fn matches_ignored(properties: &Value, values: &BTreeMap<String, Vec<String>>) -> bool {
+    values.iter().all(|(key, allowed)| allowed.contains(&property_text(properties, key).unwrap_or_default()))
+}
+
+/// For filter `i`, the value sets whose events belong to a more specific (or older identical) filter instead.
+/// Filters are given oldest first.
+fn ignored_for(filters: &[ChargeFilter], i: usize) -> Vec<BTreeMap<String, Vec<String>>> {
+    let f = &filters[i].values;
+    let mut ignored = Vec::new();
+    for (j, g) in filters.iter().enumerate() {
+        let g = &g.values;
+        if j == i || !f.keys().all(|k| g.contains_key(k)) {
+            continue;
+        }
+        let overlaps = f.iter().all(|(k, fv)| g[k].iter().any(|v| fv.contains(v)));
+        if !overlaps {
+            continue;
+        }
+        if g.len() > f.len() {
+            ignored.push(g.clone());
+            continue;
+        }
+        let subset = g.iter().all(|(k, gv)| gv.iter().all(|v| f[k].contains(v)));
+        let identical = subset && f.iter().all(|(k, fv)| fv.iter().all(|v| g[k].contains(v)));
+        if identical {
+            // Of identical filters the oldest keeps the events.
+            if j < i {
+                ignored.push(g.clone());
+            }
+        } else if subset {
+            ignored.push(g.clone());
+        } else {
+            // Partial overlap: only G's own values move to G; the overlap stays in both, as in Lago.
+            ignored.push(
+                g.iter()
+                    .map(|(k, gv)| (k.clone(), gv.iter().filter(|v| !f[k].contains(v)).cloned().collect()))
+                    .collect(),
+            );
+        }
+    }
+    ignored
+}
+
+/// The filters (indexes into `filters`, oldest first) an event is counted in; empty means the default bucket.
+pub fn filters_of(filters: &[ChargeFilter], properties: &Value) -> Vec<usize> {
+    (0..filters.len())
+        .filter(|&i| {
+            matches(properties, &filters[i].values)
+                && !ignored_for(filters, i).iter().any(|ig| matches_ignored(properties, ig))
+        })
+        .collect()
+}
+
+/// A pricing group: one value (or none) per `grouped_by` key; a missing or empty property is `None`.
+pub type Group = Vec<Option<String>>;
+
+/// The pricing group of an event.
+pub fn group_of(properties: &Value, keys: &[String]) -> Group {
+    keys.iter().map(|k| property_text(properties, k).filter(|v| !v.is_empty())).collect()
+}
+
+/// The total of one bucket of a charge: a filter (or the default bucket) and a pricing group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketTotal {
+    /// Index of the charge filter; `None` for the events that match no filter.
+    pub filter: Option<usize>,
+    pub group: Group,
+    pub total: Total,
+}
+
+/// Every bucket of a charge over `window`: each filter and the default bucket, split by pricing group. A bucket
+/// without events has one all-`None` group with a zero total, as in Lago.
+pub fn aggregate_charge(
+    metric: &MetricSpec,
+    filters: &[ChargeFilter],
+    grouped_by: &[String],
+    events: &[EventRow],
+    window: &Window,
+) -> Vec<BucketTotal> {
+    let mut buckets: BTreeMap<(Option<usize>, Group), Vec<EventRow>> = BTreeMap::new();
+    for e in events {
+        let group = group_of(&e.properties, grouped_by);
+        let hit = filters_of(filters, &e.properties);
+        if hit.is_empty() {
+            buckets.entry((None, group)).or_default().push(e.clone());
+        } else {
+            for f in hit {
+                buckets.entry((Some(f), group.clone())).or_default().push(e.clone());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for filter in std::iter::once(None).chain((0..filters.len()).map(Some)) {
+        let mut any = false;
+        for ((f, group), rows) in &buckets {
+            if *f == filter {
+                any = true;
+                out.push(BucketTotal {
+                    filter,
+                    group: group.clone(),
+                    total: aggregate(metric, rows, window, Decimal::ZERO),
+                });
+            }
+        }
+        if !any {
+            out.push(BucketTotal { filter, group: vec![None; grouped_by.len()], total: Total::default() });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,5 +508,68 @@ mod tests {
         for bad in ["1e3", "+5", ".5", "5.", " 5", "1,5", "true", ""] {
             assert!(plain_decimal(bad).is_none(), "{bad}");
         }
+    }
+
+    fn filter(pairs: &[(&str, &[&str])]) -> ChargeFilter {
+        ChargeFilter {
+            values: pairs.iter().map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect())).collect(),
+        }
+    }
+
+    /// Lago's nested filters: each event is counted in the most specific filter that takes it.
+    #[test]
+    fn nested_filters_send_events_to_the_most_specific() {
+        let all_steps: &[&str] = &["25", "50", "75", "100"];
+        let all_sizes: &[&str] = &["512", "1024"];
+        let filters = vec![
+            filter(&[("steps", &["25"]), ("size", &["512"]), ("model", &["llama-2"])]),
+            filter(&[("steps", &["25"]), ("size", &["512"])]),
+            filter(&[("steps", all_steps), ("size", all_sizes)]),
+            filter(&[("size", all_sizes)]),
+            filter(&[("size", &["512"])]),
+        ];
+        let of = |p: Value| filters_of(&filters, &p);
+        assert_eq!(of(json!({"steps": "25", "size": "512", "model": "llama-2"})), [0]);
+        assert_eq!(of(json!({"steps": "25", "size": "512", "model": "mistral"})), [1]);
+        assert_eq!(of(json!({"steps": 25, "size": 512})), [1], "numbers compare as their text");
+        assert_eq!(of(json!({"steps": "50", "size": "1024"})), [2]);
+        assert_eq!(of(json!({"size": "1024"})), [3]);
+        assert_eq!(of(json!({"size": "512"})), [4]);
+        assert!(of(json!({"steps": "25"})).is_empty(), "no filter takes it: the default bucket");
+    }
+
+    #[test]
+    fn identical_filters_leave_events_to_the_oldest() {
+        let filters = vec![filter(&[("region", &["eu"])]), filter(&[("region", &["eu"])])];
+        assert_eq!(filters_of(&filters, &json!({"region": "eu"})), [0]);
+    }
+
+    #[test]
+    fn charge_buckets_by_filter_and_group() {
+        let m = spec(AggregationType::Sum, false);
+        let filters = vec![filter(&[("region", &["eu", "us"])])];
+        let events = vec![
+            ev("2022-03-02T00:00:00Z", json!({"v": 1, "region": "eu", "agent": "a"})),
+            ev("2022-03-03T00:00:00Z", json!({"v": 2, "region": "eu", "agent": "b"})),
+            ev("2022-03-04T00:00:00Z", json!({"v": 4, "region": "ap", "agent": "a"})),
+            ev("2022-03-05T00:00:00Z", json!({"v": 8, "region": "us"})),
+        ];
+        let buckets = aggregate_charge(&m, &filters, &["agent".to_string()], &events, &march());
+        let got: Vec<(Option<usize>, Group, Decimal)> =
+            buckets.into_iter().map(|b| (b.filter, b.group, b.total.units)).collect();
+        let a = Some("a".to_string());
+        let b = Some("b".to_string());
+        assert_eq!(
+            got,
+            vec![
+                (None, vec![a.clone()], d("4")),
+                (Some(0), vec![None], d("8")),
+                (Some(0), vec![a], d("1")),
+                (Some(0), vec![b], d("2"))
+            ]
+        );
+        let empty = aggregate_charge(&m, &filters, &["agent".to_string()], &[], &march());
+        assert_eq!(empty.len(), 2);
+        assert!(empty.iter().all(|b| b.total == Total::default() && b.group == vec![None]));
     }
 }

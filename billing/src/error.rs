@@ -34,6 +34,10 @@ impl From<Error> for ApiError {
             Error::NotFound(object) => ApiError::NotFound(object),
             Error::Forbidden(code) => ApiError::Forbidden(code),
             Error::NotAllowed(code) => ApiError::NotAllowed(code),
+            // The database being down or saturated is not a fault of this request: the client should retry.
+            Error::Database(e @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))) => {
+                ApiError::Unavailable(format!("database: {e}"))
+            }
             Error::Database(e) => ApiError::internal(format!("database: {e}")),
             Error::Internal(m) => ApiError::Internal(m),
         }

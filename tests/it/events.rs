@@ -409,3 +409,19 @@ async fn sigkill_during_load_loses_no_acknowledged_event() {
     assert_eq!(rows.len(), (acked.len() + unacked.len()) * batch_size);
     crate::binary::terminate(child);
 }
+
+/// When the event store cannot take events, the client gets a 503 to retry, and nothing is acknowledged.
+#[tokio::test]
+async fn unavailable_store_is_a_503() {
+    let app = TestApp::new().await;
+    // One call first, so the API key is known without the database.
+    app.get("/api/v1/events").await.ok();
+    app.pool.close().await;
+    let r = app.post("/api/v1/events", &json!({"event": event("tx-1", "sub-1")})).await.expect(503);
+    assert_eq!(r.body, json!({"status": 503, "error": "Service Unavailable"}));
+    let r = app.post("/api/v1/events/batch", &json!({"events": [event("tx-2", "sub-1")]})).await.expect(503);
+    assert_eq!(r.body["status"], 503);
+    // Any endpoint that needs the database answers the same way, including authentication of a new key.
+    app.get("/api/v1/billable_metrics").await.expect(503);
+    app.call_as("unknown-key-123", "GET", "/api/v1/events", None).await.expect(503);
+}

@@ -141,9 +141,11 @@ pub async fn metric_infos(conn: &mut PgConnection, org: Uuid, ids: &[Uuid]) -> R
     .fetch_all(&mut *conn)
     .await?;
     let filters: Vec<(Uuid, String, Vec<String>)> = sqlx::query_as(
-        r#"SELECT billable_metric_id, key, "values" FROM billable_metric_filters
-           WHERE billable_metric_id = ANY($1) AND deleted_at IS NULL ORDER BY key"#,
+        r#"SELECT f.billable_metric_id, f.key, f."values" FROM billable_metric_filters f
+           JOIN billable_metrics m ON m.id = f.billable_metric_id
+           WHERE m.organization_id = $1 AND f.billable_metric_id = ANY($2) AND f.deleted_at IS NULL ORDER BY f.key"#,
     )
+    .bind(org)
     .bind(ids)
     .fetch_all(&mut *conn)
     .await?;

@@ -52,6 +52,9 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
     ("updateSubscription", "put", "/subscriptions/{external_id}"),
     ("destroySubscription", "delete", "/subscriptions/{external_id}"),
     ("findAllCustomerSubscriptions", "get", "/customers/{external_customer_id}/subscriptions"),
+    ("findAllSubscriptionCharges", "get", "/subscriptions/{external_id}/charges"),
+    ("findSubscriptionCharge", "get", "/subscriptions/{external_id}/charges/{charge_code}"),
+    ("overrideSubscriptionCharge", "put", "/subscriptions/{external_id}/charges/{charge_code}"),
     ("createCoupon", "post", "/coupons"),
     ("findAllCoupons", "get", "/coupons"),
     ("findCoupon", "get", "/coupons/{code}"),
@@ -297,6 +300,12 @@ async fn exercise_catalog(app: &TestApp) {
     app.get("/api/v1/subscriptions/sub1").await.ok();
     app.get("/api/v1/customers/acme/subscriptions?status[]=pending").await.ok();
     app.put("/api/v1/subscriptions/sub1", &json!({"subscription": {"name": "Renamed"}})).await.ok();
+    app.get("/api/v1/subscriptions/sub1/charges").await.ok();
+    let code = app.get("/api/v1/subscriptions/sub1/charges").await.ok().body["charges"][0]["code"].clone();
+    let code = code.as_str().unwrap_or_default().to_owned();
+    app.get(&format!("/api/v1/subscriptions/sub1/charges/{code}")).await.ok();
+    let over = json!({"charge": {"invoice_display_name": "Mine", "min_amount_cents": 0, "tax_codes": ["vat"]}});
+    app.put(&format!("/api/v1/subscriptions/sub1/charges/{code}"), &over).await.ok();
     app.delete("/api/v1/subscriptions/sub2?status=pending").await.ok();
     app.delete("/api/v1/subscriptions/sub1").await.ok();
     let coupon = json!({"coupon": {"name": "Ten", "code": "ten", "coupon_type": "percentage", "percentage_rate": "10",

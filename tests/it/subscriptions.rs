@@ -449,3 +449,51 @@ async fn futures_join(app: &TestApp, body: &Value) -> Vec<u16> {
     );
     vec![a.status, b.status, c.status]
 }
+
+#[tokio::test]
+async fn charges_of_a_subscription_and_their_overrides() {
+    let app = TestApp::new().await;
+    catalog(&app).await;
+    app.post(
+        "/api/v1/subscriptions",
+        &sub(json!({"external_customer_id": "acme", "plan_code": "basic", "external_id": "s1"})),
+    )
+    .await
+    .ok();
+    let l = app.get("/api/v1/subscriptions/s1/charges").await.expect(200);
+    assert_eq!(l.body["meta"]["total_count"], 1);
+    let parent_charge = l.body["charges"][0]["lago_id"].clone();
+    assert_eq!(
+        app.get("/api/v1/subscriptions/s1/charges/calls").await.expect(200).body["charge"]["lago_id"],
+        parent_charge
+    );
+    let o = app
+        .put(
+            "/api/v1/subscriptions/s1/charges/calls",
+            &json!({"charge": {"properties": {"amount": "0.07"}, "invoice_display_name": "Calls (Acme)", "charge_model": "package"}}),
+        )
+        .await
+        .expect(200);
+    let c = &o.body["charge"];
+    assert_eq!((c["properties"]["amount"].clone(), c["charge_model"].clone()), (json!("0.07"), json!("standard")));
+    assert_eq!(c["lago_parent_id"], parent_charge);
+    let s = app.get("/api/v1/subscriptions/s1").await.ok();
+    let copy = s.body["subscription"]["plan"].clone();
+    assert!(copy["parent_id"].is_string());
+    assert_eq!(app.get("/api/v1/plans/basic").await.ok().body["plan"]["charges"][0]["properties"]["amount"], "0.1");
+    // A second override changes the same copy.
+    let o =
+        app.put("/api/v1/subscriptions/s1/charges/calls", &json!({"charge": {"properties": {"amount": "0.05"}}})).await;
+    assert_eq!(o.expect(200).body["charge"]["properties"]["amount"], "0.05");
+    assert_eq!(app.get("/api/v1/subscriptions/s1").await.ok().body["subscription"]["plan"]["lago_id"], copy["lago_id"]);
+    let r =
+        app.put("/api/v1/subscriptions/s1/charges/calls", &json!({"charge": {"properties": {"amount": "-1"}}})).await;
+    assert_eq!(r.expect(422).body["error_details"]["properties"], json!(["invalid_amount"]));
+    assert_eq!(app.get("/api/v1/subscriptions/s1/charges/nope").await.expect(404).body["code"], "charge_not_found");
+    assert_eq!(app.get("/api/v1/subscriptions/nope/charges").await.expect(404).body["code"], "subscription_not_found");
+    app.get("/api/v1/subscriptions/s1/charges?subscription_status=pending").await.expect(404);
+    let other = app.new_org("Other").await;
+    app.call_as(&other, "GET", "/api/v1/subscriptions/s1/charges", None).await.expect(404);
+    let body = json!({"charge": {"properties": {"amount": "9"}}});
+    app.call_as(&other, "PUT", "/api/v1/subscriptions/s1/charges/calls", Some(&body)).await.expect(404);
+}

@@ -327,7 +327,7 @@ pub(super) async fn override_plan(
     save(conn, org, child, Some(parent.row.id), &input).await
 }
 
-fn render_charge(c: &store::Charge) -> ChargeObject {
+pub(super) fn render_charge(c: &store::Charge) -> ChargeObject {
     ChargeObject {
         lago_id: c.id,
         lago_billable_metric_id: c.attrs.billable_metric_id,

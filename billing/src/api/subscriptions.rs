@@ -7,6 +7,7 @@ use axum::{Extension, Json, Router};
 use chrono::{Duration, Utc};
 use schemas::body::{JsonObject, take_root};
 use schemas::input::Field;
+use schemas::objects::plan::{ChargeEnvelope, ChargesPage};
 use schemas::objects::subscription::{SubscriptionEnvelope, SubscriptionObject, SubscriptionsPage};
 use schemas::objects::timestamp;
 use schemas::pagination::PageQuery;
@@ -27,6 +28,8 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v1/subscriptions", post(create).get(list))
         .route("/api/v1/subscriptions/{external_id}", get(show).put(update).delete(terminate))
         .route("/api/v1/customers/{external_id}/subscriptions", get(list_for_customer))
+        .route("/api/v1/subscriptions/{external_id}/charges", get(list_charges))
+        .route("/api/v1/subscriptions/{external_id}/charges/{charge_code}", get(show_charge).put(override_charge))
 }
 
 const ROOT: &str = "subscription";
@@ -416,4 +419,101 @@ async fn render(conn: &mut PgConnection, org: Uuid, s: &Subscription, with_plan:
         plan,
         activation_rules: Vec::new(),
     })
+}
+
+// `/subscriptions/{external_id}/charges`: the charges of the plan a subscription is on, and Lago's per-subscription
+// charge override (which gives the subscription its own copy of the plan, as `plan_overrides` does).
+
+/// The subscription in `subscription_status` (or `status`, else active), and its plan with charges.
+async fn subscription_and_plan(
+    conn: &mut PgConnection,
+    org: Uuid,
+    external_id: &str,
+    raw: &Option<String>,
+) -> Result<(Subscription, Plan)> {
+    let pairs = query_pairs(raw);
+    let status = query_value(&pairs, "subscription_status")
+        .or_else(|| query_value(&pairs, "status"))
+        .unwrap_or_else(|| "active".into());
+    store::refresh(conn, org).await?;
+    let sub = store::find(conn, org, external_id, &status, true).await?.ok_or(Error::NotFound("subscription"))?;
+    let row = plans::find_row_by_id(conn, org, sub.plan_id).await?.ok_or(Error::NotFound("plan"))?;
+    let plan = plans::load(conn, org, vec![row]).await?.pop().ok_or(Error::NotFound("plan"))?;
+    Ok((sub, plan))
+}
+
+async fn list_charges(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Path(external_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<ChargesPage>, ApiError> {
+    let mut tx = state.pool.begin().await.map_err(Error::from)?;
+    let (_, plan) = subscription_and_plan(&mut tx, org, &external_id, &raw).await?;
+    tx.commit().await.map_err(Error::from)?;
+    let pairs = query_pairs(&raw);
+    let page = PageQuery { page: query_value(&pairs, "page"), per_page: query_value(&pairs, "per_page") }.page();
+    let mut charges: Vec<&plans::Charge> = plan.charges.iter().collect();
+    charges.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+    let total = i64::try_from(charges.len()).unwrap_or(i64::MAX);
+    let offset = usize::try_from(page.offset()).unwrap_or(usize::MAX);
+    let limit = usize::try_from(page.limit()).unwrap_or(usize::MAX);
+    let charges = charges.into_iter().skip(offset).take(limit).map(super::plans::render_charge).collect();
+    Ok(Json(ChargesPage { charges, meta: page.meta(total) }))
+}
+
+async fn show_charge(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Path((external_id, charge_code)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<ChargeEnvelope>, ApiError> {
+    let mut tx = state.pool.begin().await.map_err(Error::from)?;
+    let (_, plan) = subscription_and_plan(&mut tx, org, &external_id, &raw).await?;
+    tx.commit().await.map_err(Error::from)?;
+    let charge = plan.charges.iter().find(|c| c.attrs.code == charge_code).ok_or(ApiError::NotFound("charge"))?;
+    Ok(Json(ChargeEnvelope { charge: super::plans::render_charge(charge) }))
+}
+
+/// Lago's charge override: only the display name, minimum, properties, filters and taxes of the charge change, in
+/// the subscription's own copy of the plan (made on the first override).
+async fn override_charge(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Path((external_id, charge_code)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    JsonObject(body): JsonObject,
+) -> Result<Json<ChargeEnvelope>, ApiError> {
+    let sent = take_root(body, "charge")?;
+    let mut tx = state.pool.begin().await.map_err(Error::from)?;
+    let (sub, plan) = subscription_and_plan(&mut tx, org, &external_id, &raw).await?;
+    let charge = plan.charges.iter().find(|c| c.attrs.code == charge_code).ok_or(ApiError::NotFound("charge"))?;
+    let (parent, child, parent_charge) = match plan.row.parent_id {
+        Some(parent_id) => {
+            let row = plans::find_row_by_id(&mut tx, org, parent_id).await?.ok_or(Error::NotFound("plan"))?;
+            let parent = plans::load(&mut tx, org, vec![row]).await?.pop().ok_or(Error::NotFound("plan"))?;
+            let parent_charge = charge.attrs.parent_id.ok_or(Error::NotFound("charge"))?;
+            (parent, Some(plan.clone()), parent_charge)
+        }
+        None => (plan.clone(), None, charge.id),
+    };
+    let mut entry = serde_json::Map::new();
+    entry.insert("id".into(), serde_json::Value::from(parent_charge.to_string()));
+    for field in ["invoice_display_name", "min_amount_cents", "properties", "filters", "tax_codes"] {
+        if let Some(v) = sent.get(field) {
+            entry.insert(field.into(), v.clone());
+        }
+    }
+    let mut overrides = serde_json::Map::new();
+    overrides.insert("charges".into(), serde_json::Value::Array(vec![serde_json::Value::Object(entry)]));
+    let copy = super::plans::override_plan(&mut tx, org, &parent, child.as_ref(), &overrides).await?;
+    if copy.row.id != sub.plan_id {
+        store::update(&mut tx, org, sub.id, sub.name.as_deref(), sub.subscription_at, sub.ending_at, copy.row.id)
+            .await?;
+    }
+    let overridden =
+        copy.charges.iter().find(|c| c.attrs.parent_id == Some(parent_charge)).ok_or(Error::NotFound("charge"))?;
+    let object = super::plans::render_charge(overridden);
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(ChargeEnvelope { charge: object }))
 }

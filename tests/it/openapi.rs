@@ -46,6 +46,10 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
     ("findPlanCharge", "get", "/plans/{code}/charges/{charge_code}"),
     ("updatePlanCharge", "put", "/plans/{code}/charges/{charge_code}"),
     ("destroyPlanCharge", "delete", "/plans/{code}/charges/{charge_code}"),
+    ("replacePlanMetadata", "post", "/plans/{code}/metadata"),
+    ("mergePlanMetadata", "patch", "/plans/{code}/metadata"),
+    ("deletePlanMetadataKey", "delete", "/plans/{code}/metadata/{key}"),
+    ("deleteAllPlanMetadata", "delete", "/plans/{code}/metadata"),
     ("createSubscription", "post", "/subscriptions"),
     ("findAllSubscriptions", "get", "/subscriptions"),
     ("findSubscription", "get", "/subscriptions/{external_id}"),
@@ -289,6 +293,11 @@ async fn exercise_catalog(app: &TestApp) {
     app.get("/api/v1/plans/startup/charges/extra").await.ok();
     app.put("/api/v1/plans/startup/charges/extra", &json!({"charge": {"properties": {"amount": "2"}}})).await.ok();
     app.delete("/api/v1/plans/startup/charges/extra").await.ok();
+    let key = app.key.clone();
+    app.post("/api/v1/plans/startup/metadata", &json!({"metadata": {"a": "1", "b": null}})).await.ok();
+    app.call_as(&key, "PATCH", "/api/v1/plans/startup/metadata", Some(&json!({"metadata": {"c": "3"}}))).await.ok();
+    app.delete("/api/v1/plans/startup/metadata/a").await.ok();
+    app.delete("/api/v1/plans/startup/metadata").await.ok();
     let subscription = json!({"subscription": {"external_customer_id": "acme", "plan_code": "startup",
         "external_id": "sub1", "name": "Main", "billing_time": "anniversary", "subscription_at": "2026-01-15T00:00:00Z",
         "ending_at": "2099-01-01T00:00:00Z", "plan_overrides": {"amount_cents": 9000}}});

@@ -341,3 +341,30 @@ async fn charges_of_a_plan_one_at_a_time() {
     app.call_as(&other, "GET", base, None).await.expect(404);
     app.call_as(&other, "DELETE", &format!("{base}/calls"), None).await.expect(404);
 }
+
+#[tokio::test]
+async fn plan_metadata_endpoints() {
+    let app = TestApp::new().await;
+    let (calls, storage) = setup(&app).await;
+    app.post("/api/v1/plans", &plan(&calls, &storage)).await.ok();
+    let path = "/api/v1/plans/startup/metadata";
+    let key = app.key.clone();
+    let r = app.call_as(&key, "DELETE", &format!("{path}/crm"), None).await.expect(404);
+    assert_eq!(r.body["code"], "metadata_not_found");
+    let r = app.post(path, &json!({"metadata": {"crm": "1", "tier": "gold"}})).await.expect(200);
+    assert_eq!(r.body["metadata"], json!({"crm": "1", "tier": "gold"}));
+    let r = app.call_as(&key, "PATCH", path, Some(&json!({"metadata": {"tier": "silver", "region": null}}))).await;
+    assert_eq!(r.expect(200).body["metadata"], json!({"crm": "1", "tier": "silver", "region": null}));
+    let r = app.post(path, &json!({"metadata": {"only": "this"}})).await.expect(200);
+    assert_eq!(r.body["metadata"], json!({"only": "this"}));
+    let r = app.delete(&format!("{path}/only")).await.expect(200);
+    assert_eq!(r.body["metadata"], json!({}));
+    assert_eq!(app.get("/api/v1/plans/startup").await.ok().body["plan"]["metadata"], json!({}));
+    let r = app.delete(path).await.expect(200);
+    assert_eq!(r.body["metadata"], serde_json::Value::Null);
+    let r = app.post(path, &json!({"metadata": {"n": 5}})).await.expect(422);
+    assert_eq!(r.body["error_details"]["metadata"], json!(["value_is_invalid"]));
+    app.post("/api/v1/plans/nope/metadata", &json!({"metadata": {}})).await.expect(404);
+    let other = app.new_org("Other").await;
+    app.call_as(&other, "DELETE", path, None).await.expect(404);
+}

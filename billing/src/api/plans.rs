@@ -27,6 +27,11 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v1/plans", post(create).get(list))
         .route("/api/v1/plans/{code}", get(show).put(update).delete(destroy))
         .route("/api/v1/plans/{code}/charges", get(list_charges).post(create_charge))
+        .route(
+            "/api/v1/plans/{code}/metadata",
+            axum::routing::post(replace_metadata).patch(merge_metadata).delete(delete_metadata),
+        )
+        .route("/api/v1/plans/{code}/metadata/{key}", axum::routing::delete(delete_metadata_key))
         .route("/api/v1/plans/{code}/charges/{charge_code}", get(show_charge).put(update_charge).delete(destroy_charge))
 }
 
@@ -479,4 +484,85 @@ async fn destroy_charge(
     save_charges(&mut tx, org, &plan, charges).await?;
     tx.commit().await.map_err(Error::from)?;
     Ok(Json(ChargeEnvelope { charge: object }))
+}
+
+// `/plans/{code}/metadata`: Lago's metadata endpoints, each a plan update of the metadata alone.
+
+#[derive(Debug, serde::Serialize)]
+struct MetadataEnvelope {
+    metadata: Option<serde_json::Map<String, Value>>,
+}
+
+/// Sets the plan's metadata to `next` (None removes them) and returns what is stored.
+async fn set_metadata(
+    state: &ApiState,
+    org: Uuid,
+    code: &str,
+    next: impl FnOnce(Option<serde_json::Map<String, Value>>) -> Result<Option<serde_json::Map<String, Value>>>,
+) -> Result<Json<MetadataEnvelope>, ApiError> {
+    let mut tx = state.pool.begin().await.map_err(Error::from)?;
+    let plan = locked_plan(&mut tx, org, code).await?;
+    let current = plan.row.metadata.as_ref().map(|m| m.0.clone());
+    let mut request = serde_json::Map::new();
+    request.insert("metadata".into(), next(current)?.map(Value::Object).unwrap_or(Value::Null));
+    let input = domain::parse_input(&request)?;
+    let saved = save(&mut tx, org, Some(&plan), None, &input).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(MetadataEnvelope { metadata: saved.row.metadata.map(|m| m.0) }))
+}
+
+/// The `metadata` object of a metadata request body (null is none).
+fn metadata_body(mut body: serde_json::Map<String, Value>) -> Result<Option<serde_json::Map<String, Value>>> {
+    match body.remove("metadata") {
+        Some(Value::Object(m)) => Ok(Some(m)),
+        Some(Value::Null) => Ok(None),
+        _ => Err(Error::Validation(schemas::error::field_error("metadata", "value_is_invalid"))),
+    }
+}
+
+async fn replace_metadata(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Path(code): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<MetadataEnvelope>, ApiError> {
+    let sent = metadata_body(body)?;
+    set_metadata(&state, org, &code, |_| Ok(sent)).await
+}
+
+async fn merge_metadata(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Path(code): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<MetadataEnvelope>, ApiError> {
+    let sent = metadata_body(body)?.unwrap_or_default();
+    set_metadata(&state, org, &code, |current| {
+        let mut merged = current.unwrap_or_default();
+        merged.extend(sent);
+        Ok(Some(merged))
+    })
+    .await
+}
+
+async fn delete_metadata(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Path(code): Path<String>,
+) -> Result<Json<MetadataEnvelope>, ApiError> {
+    set_metadata(&state, org, &code, |_| Ok(None)).await
+}
+
+async fn delete_metadata_key(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Path((code, key)): Path<(String, String)>,
+) -> Result<Json<MetadataEnvelope>, ApiError> {
+    set_metadata(&state, org, &code, |current| {
+        // As Lago: a plan without metadata has no key to delete.
+        let mut m = current.ok_or(Error::NotFound("metadata"))?;
+        m.remove(&key);
+        Ok(Some(m))
+    })
+    .await
 }

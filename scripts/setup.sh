@@ -33,3 +33,23 @@ if ! command -v cargo >/dev/null; then
         export PATH="$HOME/.cargo/bin:$PATH"
     fi
 fi
+
+# The SDK compatibility test runs Lago's official Python client (lago-python-client from PyPI) from a virtualenv.
+# `setup_python_client` creates it when missing; scripts/test.sh calls it.
+BILLSTREAM_VENV="${BILLSTREAM_VENV:-$HOME/.cache/billstream/venv}"
+setup_python_client() {
+    local need=()
+    command -v python3 >/dev/null || need+=(python3)
+    python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+    if [ ${#need[@]} -gt 0 ]; then
+        echo "setup: installing ${need[*]}"
+        $SUDO apt-get update -qq
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    fi
+    if ! "$BILLSTREAM_VENV/bin/python" -c 'import lago_python_client' >/dev/null 2>&1; then
+        echo "setup: installing lago-python-client into $BILLSTREAM_VENV"
+        python3 -m venv "$BILLSTREAM_VENV"
+        "$BILLSTREAM_VENV/bin/pip" install -q --disable-pip-version-check lago-python-client
+    fi
+    export BILLSTREAM_PYTHON="$BILLSTREAM_VENV/bin/python"
+}

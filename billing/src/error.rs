@@ -10,6 +10,9 @@ pub enum Error {
     NotFound(&'static str),
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    /// 405: the object's state or settings forbid the action (Lago's `not_allowed` codes).
+    #[error("not allowed: {0}")]
+    NotAllowed(&'static str),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("{0}")]
@@ -30,6 +33,7 @@ impl From<Error> for ApiError {
             Error::Validation(v) => ApiError::Validation(v),
             Error::NotFound(object) => ApiError::NotFound(object),
             Error::Forbidden(code) => ApiError::Forbidden(code),
+            Error::NotAllowed(code) => ApiError::NotAllowed(code),
             // The database being down or saturated is not a fault of this request: the client should retry.
             Error::Database(e @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))) => {
                 ApiError::Unavailable(format!("database: {e}"))

@@ -4,9 +4,18 @@
 //! expected, `"true"` for a boolean, `"2"` for an integer) and reject what it cannot (an object where a string is
 //! expected) with `value_is_invalid`.
 
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
 use crate::ValidationErrors;
+
+/// A decimal from its text (`"12"`, `"0.5"`, `"1e3"`); `None` when it is not a finite number.
+pub fn parse_decimal(s: &str) -> Option<Decimal> {
+    let s = s.trim();
+    Decimal::from_str(s).ok().or_else(|| Decimal::from_scientific(s).ok())
+}
 
 /// A field as sent: absent (keep the old value on update), explicitly null (clear it), or a value.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -123,6 +132,45 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A decimal number: a JSON number or a numeric string (`"0.5"`), never a float on the way in.
+    pub fn decimal(&mut self, field: &str) -> Field<Decimal> {
+        match self.map.get(field) {
+            None => Field::Absent,
+            Some(Value::Null) => Field::Null,
+            Some(Value::Number(n)) => match parse_decimal(&n.to_string()) {
+                Some(d) => Field::Value(d),
+                None => {
+                    self.invalid(field);
+                    Field::Absent
+                }
+            },
+            Some(Value::String(s)) => match parse_decimal(s) {
+                Some(d) => Field::Value(d),
+                None => {
+                    self.invalid(field);
+                    Field::Absent
+                }
+            },
+            Some(_) => {
+                self.invalid(field);
+                Field::Absent
+            }
+        }
+    }
+
+    /// A nested object.
+    pub fn object(&mut self, field: &str) -> Field<&'a Map<String, Value>> {
+        match self.map.get(field) {
+            None => Field::Absent,
+            Some(Value::Null) => Field::Null,
+            Some(Value::Object(m)) => Field::Value(m),
+            Some(_) => {
+                self.invalid(field);
+                Field::Absent
+            }
+        }
+    }
+
     /// A list of objects (absent and null are both an empty list).
     pub fn objects(&mut self, field: &str) -> Field<Vec<&'a Map<String, Value>>> {
         match self.map.get(field) {
@@ -202,6 +250,18 @@ mod tests {
         assert_eq!(f.errors.get("bad"), Some(&["value_is_invalid".to_string()][..]));
         assert!(f.errors.has("flag"));
         assert!(!f.errors.has("name"));
+    }
+
+    #[test]
+    fn decimals_come_from_numbers_and_strings() {
+        let m = obj(json!({"a": 0.5, "b": "12.25", "c": "x", "d": 3, "e": {"x": 1}}));
+        let mut f = Fields::new(&m);
+        assert_eq!(f.decimal("a"), Field::Value(Decimal::new(5, 1)));
+        assert_eq!(f.decimal("b"), Field::Value(Decimal::new(1225, 2)));
+        assert_eq!(f.decimal("c"), Field::Absent);
+        assert_eq!(f.decimal("d"), Field::Value(Decimal::from(3)));
+        assert_eq!(f.decimal("e"), Field::Absent);
+        assert!(f.errors.has("c") && f.errors.has("e") && !f.errors.has("a"));
     }
 
     #[test]

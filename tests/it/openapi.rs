@@ -22,6 +22,53 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
     ("createBatchEvents", "post", "/events/batch"),
     ("findEvent", "get", "/events/{transaction_id}"),
     ("findAllEvents", "get", "/events"),
+    ("createTax", "post", "/taxes"),
+    ("findAllTaxes", "get", "/taxes"),
+    ("findTax", "get", "/taxes/{code}"),
+    ("updateTax", "put", "/taxes/{code}"),
+    ("destroyTax", "delete", "/taxes/{code}"),
+    ("createAddOn", "post", "/add_ons"),
+    ("findAllAddOns", "get", "/add_ons"),
+    ("findAddOn", "get", "/add_ons/{code}"),
+    ("updateAddOn", "put", "/add_ons/{code}"),
+    ("destroyAddOn", "delete", "/add_ons/{code}"),
+    ("createCustomer", "post", "/customers"),
+    ("findAllCustomers", "get", "/customers"),
+    ("findCustomer", "get", "/customers/{external_customer_id}"),
+    ("destroyCustomer", "delete", "/customers/{external_customer_id}"),
+    ("createPlan", "post", "/plans"),
+    ("findAllPlans", "get", "/plans"),
+    ("findPlan", "get", "/plans/{code}"),
+    ("updatePlan", "put", "/plans/{code}"),
+    ("destroyPlan", "delete", "/plans/{code}"),
+    ("findAllPlanCharges", "get", "/plans/{code}/charges"),
+    ("createPlanCharge", "post", "/plans/{code}/charges"),
+    ("findPlanCharge", "get", "/plans/{code}/charges/{charge_code}"),
+    ("updatePlanCharge", "put", "/plans/{code}/charges/{charge_code}"),
+    ("destroyPlanCharge", "delete", "/plans/{code}/charges/{charge_code}"),
+    ("replacePlanMetadata", "post", "/plans/{code}/metadata"),
+    ("mergePlanMetadata", "patch", "/plans/{code}/metadata"),
+    ("deletePlanMetadataKey", "delete", "/plans/{code}/metadata/{key}"),
+    ("deleteAllPlanMetadata", "delete", "/plans/{code}/metadata"),
+    ("createSubscription", "post", "/subscriptions"),
+    ("findAllSubscriptions", "get", "/subscriptions"),
+    ("findSubscription", "get", "/subscriptions/{external_id}"),
+    ("updateSubscription", "put", "/subscriptions/{external_id}"),
+    ("destroySubscription", "delete", "/subscriptions/{external_id}"),
+    ("findAllCustomerSubscriptions", "get", "/customers/{external_customer_id}/subscriptions"),
+    ("findAllSubscriptionCharges", "get", "/subscriptions/{external_id}/charges"),
+    ("findSubscriptionCharge", "get", "/subscriptions/{external_id}/charges/{charge_code}"),
+    ("overrideSubscriptionCharge", "put", "/subscriptions/{external_id}/charges/{charge_code}"),
+    ("createCoupon", "post", "/coupons"),
+    ("findAllCoupons", "get", "/coupons"),
+    ("findCoupon", "get", "/coupons/{code}"),
+    ("updateCoupon", "put", "/coupons/{code}"),
+    ("destroyCoupon", "delete", "/coupons/{code}"),
+    ("applyCoupon", "post", "/applied_coupons"),
+    ("findAllAppliedCoupons", "get", "/applied_coupons"),
+    ("findAllCustomerAppliedCoupons", "get", "/customers/{external_customer_id}/applied_coupons"),
+    ("deleteAppliedCoupon", "delete", "/customers/{external_customer_id}/applied_coupons/{applied_coupon_id}"),
+    ("updateOrganization", "put", "/organizations"),
 ];
 
 struct Spec {
@@ -169,4 +216,138 @@ async fn exercise(app: &TestApp) {
     app.post("/api/v1/events/batch", &json!({"events": [event("tx-2"), event("tx-3")]})).await.ok();
     app.get("/api/v1/events/tx-1").await.ok();
     app.get("/api/v1/events?external_subscription_id=sub_1&per_page=2").await.ok();
+
+    exercise_catalog(app).await;
+}
+
+/// The catalog issue's operations (taxes, add-ons, customers, plans, subscriptions, coupons, organization).
+async fn exercise_catalog(app: &TestApp) {
+    let tax = json!({"tax": {"name": "VAT", "code": "vat", "rate": 20, "description": "VAT"}});
+    app.post("/api/v1/taxes", &tax).await.ok();
+    app.post("/api/v1/taxes", &json!({"tax": {"name": "Old", "code": "old", "rate": 1}})).await.ok();
+    app.get("/api/v1/taxes").await.ok();
+    app.get("/api/v1/taxes/vat").await.ok();
+    app.put("/api/v1/taxes/vat", &json!({"tax": {"rate": 19.6}})).await.ok();
+    app.delete("/api/v1/taxes/old").await.ok();
+    let add_on = json!({"add_on": {"name": "Setup", "code": "setup", "amount_cents": 1000, "amount_currency": "EUR",
+                                   "tax_codes": ["vat"]}});
+    app.post("/api/v1/add_ons", &add_on).await.ok();
+    app.get("/api/v1/add_ons").await.ok();
+    app.get("/api/v1/add_ons/setup").await.ok();
+    app.put("/api/v1/add_ons/setup", &json!({"add_on": {"amount_cents": 2000}})).await.ok();
+    app.delete("/api/v1/add_ons/setup").await.ok();
+    let customer = json!({"customer": {"external_id": "acme", "name": "Acme", "email": "a@acme.com",
+        "currency": "EUR", "timezone": "Europe/Paris", "country": "FR", "net_payment_term": 30, "tax_codes": ["vat"],
+        "billing_configuration": {"invoice_grace_period": 2, "document_locale": "fr"},
+        "shipping_address": {"city": "Lyon"}, "metadata": [{"key": "crm", "value": "1", "display_in_invoice": true}]}});
+    app.post("/api/v1/customers", &customer).await.ok();
+    app.post("/api/v1/customers", &json!({"customer": {"external_id": "gone"}})).await.ok();
+    app.get("/api/v1/customers").await.ok();
+    app.get("/api/v1/customers/acme").await.ok();
+    app.delete("/api/v1/customers/gone").await.ok();
+    let tokens = json!({"billable_metric": {"name": "Tokens", "code": "tokens", "aggregation_type": "sum_agg",
+        "field_name": "n", "filters": [{"key": "region", "values": ["eu", "us"]}]}});
+    let calls = app.post("/api/v1/billable_metrics", &tokens).await.ok().body["billable_metric"]["lago_id"].clone();
+    let plan = json!({"plan": {"name": "Startup", "code": "startup", "interval": "yearly", "amount_cents": 10000,
+    "amount_currency": "EUR", "pay_in_advance": true, "trial_period": 7.5, "bill_charges_monthly": true,
+    "description": "d", "invoice_display_name": "Startup plan", "tax_codes": ["vat"],
+    "metadata": {"crm": "42", "note": null},
+    "minimum_commitment": {"amount_cents": 20000, "invoice_display_name": "Min", "tax_codes": ["vat"]},
+    "charges": [
+        {"billable_metric_id": calls, "charge_model": "graduated", "tax_codes": ["vat"], "properties": {
+            "grouped_by": ["zone"], "graduated_ranges": [
+            {"from_value": 0, "to_value": 10, "per_unit_amount": "0", "flat_amount": "0"},
+            {"from_value": 11, "to_value": null, "per_unit_amount": "0.5", "flat_amount": "1"}]},
+         "filters": [{"values": {"region": ["eu"]}, "invoice_display_name": "EU",
+                      "properties": {"graduated_ranges": [
+                        {"from_value": 0, "to_value": null, "per_unit_amount": "1", "flat_amount": "0"}]}}]},
+        {"billable_metric_id": calls, "charge_model": "package",
+         "properties": {"amount": "5", "package_size": 100, "free_units": 0}},
+        {"billable_metric_id": calls, "charge_model": "percentage", "properties": {"rate": "1.5",
+         "fixed_amount": "0.1", "free_units_per_events": 2, "free_units_per_total_aggregation": "10"}},
+        {"billable_metric_id": calls, "charge_model": "volume", "properties": {"volume_ranges": [
+            {"from_value": 0, "to_value": null, "per_unit_amount": "1", "flat_amount": "0"}]}},
+        {"billable_metric_id": calls, "charge_model": "graduated_percentage", "properties": {
+            "graduated_percentage_ranges": [
+            {"from_value": 0, "to_value": null, "rate": "1", "fixed_amount": "0", "flat_amount": "0"}]}},
+        {"billable_metric_id": calls, "charge_model": "dynamic"},
+        {"billable_metric_id": calls, "charge_model": "standard", "pay_in_advance": true, "invoiceable": false,
+         "regroup_paid_fees": "invoice", "properties": {"amount": "0.25"}}
+    ]}});
+    app.post("/api/v1/plans", &plan).await.ok();
+    app.post(
+        "/api/v1/plans",
+        &json!({"plan": {"name": "Old", "code": "old", "interval": "weekly",
+        "amount_cents": 0, "amount_currency": "USD"}}),
+    )
+    .await
+    .ok();
+    app.get("/api/v1/plans").await.ok();
+    app.get("/api/v1/plans/startup").await.ok();
+    app.put("/api/v1/plans/startup", &json!({"plan": {"name": "Startup 2", "amount_cents": 12000}})).await.ok();
+    app.delete("/api/v1/plans/old").await.ok();
+    app.get("/api/v1/plans/startup/charges?per_page=2").await.ok();
+    let extra = json!({"charge": {"billable_metric_id": calls, "code": "extra", "charge_model": "standard",
+        "properties": {"amount": "1"}, "tax_codes": ["vat"]}});
+    app.post("/api/v1/plans/startup/charges", &extra).await.ok();
+    app.get("/api/v1/plans/startup/charges/extra").await.ok();
+    app.put("/api/v1/plans/startup/charges/extra", &json!({"charge": {"properties": {"amount": "2"}}})).await.ok();
+    app.delete("/api/v1/plans/startup/charges/extra").await.ok();
+    let key = app.key.clone();
+    app.post("/api/v1/plans/startup/metadata", &json!({"metadata": {"a": "1", "b": null}})).await.ok();
+    app.call_as(&key, "PATCH", "/api/v1/plans/startup/metadata", Some(&json!({"metadata": {"c": "3"}}))).await.ok();
+    app.delete("/api/v1/plans/startup/metadata/a").await.ok();
+    app.delete("/api/v1/plans/startup/metadata").await.ok();
+    let subscription = json!({"subscription": {"external_customer_id": "acme", "plan_code": "startup",
+        "external_id": "sub1", "name": "Main", "billing_time": "anniversary", "subscription_at": "2026-01-15T00:00:00Z",
+        "ending_at": "2099-01-01T00:00:00Z", "plan_overrides": {"amount_cents": 9000}}});
+    app.post("/api/v1/subscriptions", &subscription).await.ok();
+    let future = json!({"subscription": {"external_customer_id": "acme", "plan_code": "startup",
+        "external_id": "sub2", "subscription_at": "2099-01-01T00:00:00Z"}});
+    app.post("/api/v1/subscriptions", &future).await.ok();
+    app.get("/api/v1/subscriptions?external_customer_id=acme&status[]=active&status[]=pending").await.ok();
+    app.get("/api/v1/subscriptions/sub1").await.ok();
+    app.get("/api/v1/customers/acme/subscriptions?status[]=pending").await.ok();
+    app.put("/api/v1/subscriptions/sub1", &json!({"subscription": {"name": "Renamed"}})).await.ok();
+    app.get("/api/v1/subscriptions/sub1/charges").await.ok();
+    let code = app.get("/api/v1/subscriptions/sub1/charges").await.ok().body["charges"][0]["code"].clone();
+    let code = code.as_str().unwrap_or_default().to_owned();
+    app.get(&format!("/api/v1/subscriptions/sub1/charges/{code}")).await.ok();
+    let over = json!({"charge": {"invoice_display_name": "Mine", "min_amount_cents": 0, "tax_codes": ["vat"]}});
+    app.put(&format!("/api/v1/subscriptions/sub1/charges/{code}"), &over).await.ok();
+    app.delete("/api/v1/subscriptions/sub2?status=pending").await.ok();
+    app.delete("/api/v1/subscriptions/sub1").await.ok();
+    let coupon = json!({"coupon": {"name": "Ten", "code": "ten", "coupon_type": "percentage", "percentage_rate": "10",
+        "frequency": "recurring", "frequency_duration": 3, "expiration": "time_limit",
+        "expiration_at": "2099-01-01T00:00:00Z", "reusable": true, "applies_to": {"plan_codes": ["startup"]}}});
+    app.post("/api/v1/coupons", &coupon).await.ok();
+    let fixed = json!({"coupon": {"name": "Gift", "code": "gift", "coupon_type": "fixed_amount", "amount_cents": 500,
+        "amount_currency": "EUR", "frequency": "once", "expiration": "no_expiration"}});
+    app.post("/api/v1/coupons", &fixed).await.ok();
+    app.get("/api/v1/coupons").await.ok();
+    app.get("/api/v1/coupons/ten").await.ok();
+    app.put("/api/v1/coupons/ten", &json!({"coupon": {"name": "Ten %"}})).await.ok();
+    let applied = app
+        .post(
+            "/api/v1/applied_coupons",
+            &json!({"applied_coupon": {"external_customer_id": "acme", "coupon_code": "gift"}}),
+        )
+        .await
+        .ok();
+    app.post(
+        "/api/v1/applied_coupons",
+        &json!({"applied_coupon": {"external_customer_id": "acme", "coupon_code": "ten"}}),
+    )
+    .await
+    .ok();
+    app.get("/api/v1/applied_coupons?status=active").await.ok();
+    app.get("/api/v1/customers/acme/applied_coupons").await.ok();
+    let id = applied.body["applied_coupon"]["lago_id"].as_str().unwrap_or_default().to_owned();
+    app.delete(&format!("/api/v1/customers/acme/applied_coupons/{id}")).await.ok();
+    app.delete("/api/v1/coupons/gift").await.ok();
+    let organization = json!({"organization": {"timezone": "Europe/Paris", "default_currency": "EUR",
+        "webhook_url": "https://hooks.example.com", "country": "FR", "email": "billing@acme.com", "net_payment_term": 30,
+        "document_numbering": "per_customer", "document_number_prefix": "ACM", "legal_name": "Acme",
+        "billing_configuration": {"invoice_grace_period": 2, "document_locale": "fr", "invoice_footer": "Thanks"}}});
+    app.put("/api/v1/organizations", &organization).await.ok();
 }

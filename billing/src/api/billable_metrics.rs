@@ -69,8 +69,7 @@ async fn update(
         Some(new_code) => store::code_taken(&state.pool, org, new_code, Some(current.id)).await?,
         None => false,
     };
-    // Charges arrive with the catalog issue; until then no plan can hold a metric.
-    let attached_to_plan = false;
+    let attached_to_plan = crate::store::plans::metric_attached_to_plan(&state.pool, org, current.id).await?;
     let metric = store::update(&state.pool, org, &code, move |current| {
         Ok(domain::apply_update(&current.attrs, input, attached_to_plan, code_taken)?)
     })

@@ -1,7 +1,14 @@
 //! The billing REST API, Lago's paths and objects. Handlers read the request, call the domain, call the store and
 //! render; every failure is an `ApiError` in Lago's shape. Authentication happens before (the `OrgId` extension).
 
+mod add_ons;
 mod billable_metrics;
+mod coupons;
+mod customers;
+mod organizations;
+mod plans;
+mod subscriptions;
+mod taxes;
 
 use axum::Router;
 use sqlx::PgPool;
@@ -14,5 +21,13 @@ pub struct ApiState {
 
 /// Every billing route, under `/api/v1`.
 pub fn routes() -> Router<ApiState> {
-    Router::new().merge(billable_metrics::routes())
+    Router::new()
+        .merge(billable_metrics::routes())
+        .merge(taxes::routes())
+        .merge(add_ons::routes())
+        .merge(customers::routes())
+        .merge(plans::routes())
+        .merge(subscriptions::routes())
+        .merge(coupons::routes())
+        .merge(organizations::routes())
 }

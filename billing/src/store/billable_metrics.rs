@@ -186,6 +186,15 @@ pub async fn delete(pool: &PgPool, org: Uuid, code: &str) -> Result<Metric> {
     .bind(metric.id)
     .execute(&mut *tx)
     .await?;
+    // As Lago: the charges pricing the metric go with it (plans keep their other charges).
+    sqlx::query(
+        "UPDATE charges SET deleted_at = now() WHERE organization_id = $1 AND billable_metric_id = $2
+         AND deleted_at IS NULL",
+    )
+    .bind(org)
+    .bind(metric.id)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(metric)
 }

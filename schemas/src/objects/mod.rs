@@ -9,3 +9,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 pub fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
+pub mod add_on;
+pub mod coupon;
+pub mod customer;
+pub mod organization;
+pub mod plan;
+pub mod subscription;
+pub mod tax;

@@ -1,0 +1,76 @@
+-- Organization settings that customers and documents inherit (Lago's organization / default billing entity).
+ALTER TABLE organizations
+    ADD COLUMN document_number_prefix       text,
+    ADD COLUMN document_numbering           text NOT NULL DEFAULT 'per_customer',
+    ADD COLUMN webhook_url                  text,
+    ADD COLUMN country                      text,
+    ADD COLUMN address_line1                text,
+    ADD COLUMN address_line2                text,
+    ADD COLUMN state                        text,
+    ADD COLUMN zipcode                      text,
+    ADD COLUMN email                        text,
+    ADD COLUMN city                         text,
+    ADD COLUMN legal_name                   text,
+    ADD COLUMN legal_number                 text,
+    ADD COLUMN tax_identification_number    text,
+    ADD COLUMN net_payment_term             integer NOT NULL DEFAULT 0,
+    ADD COLUMN invoice_grace_period         integer NOT NULL DEFAULT 0,
+    ADD COLUMN invoice_footer               text,
+    ADD COLUMN document_locale              text NOT NULL DEFAULT 'en',
+    ADD COLUMN finalize_zero_amount_invoice boolean NOT NULL DEFAULT true,
+    ADD COLUMN email_settings               text[] NOT NULL DEFAULT '{}';
+
+-- Customers, keyed by the caller's external_id; soft-deleted as in Lago (the external_id can be reused).
+CREATE TABLE customers (
+    id                           uuid PRIMARY KEY,
+    organization_id              uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    external_id                  text NOT NULL,
+    sequential_id                bigint NOT NULL,
+    slug                         text NOT NULL,
+    name                         text,
+    firstname                    text,
+    lastname                     text,
+    email                        text,
+    currency                     text,
+    timezone                     text,
+    country                      text,
+    address_line1                text,
+    address_line2                text,
+    city                         text,
+    state                        text,
+    zipcode                      text,
+    phone                        text,
+    url                          text,
+    logo_url                     text,
+    legal_name                   text,
+    legal_number                 text,
+    tax_identification_number    text,
+    customer_type                text,
+    shipping_address_line1       text,
+    shipping_address_line2       text,
+    shipping_city                text,
+    shipping_zipcode             text,
+    shipping_state               text,
+    shipping_country             text,
+    net_payment_term             integer,
+    invoice_grace_period         integer,
+    document_locale              text,
+    finalize_zero_amount_invoice text NOT NULL DEFAULT 'inherit',
+    skip_invoice_custom_sections boolean NOT NULL DEFAULT false,
+    created_at                   timestamptz NOT NULL DEFAULT now(),
+    updated_at                   timestamptz NOT NULL DEFAULT now(),
+    deleted_at                   timestamptz
+);
+CREATE UNIQUE INDEX customers_external_id_live ON customers (organization_id, external_id) WHERE deleted_at IS NULL;
+CREATE UNIQUE INDEX customers_sequential_id ON customers (organization_id, sequential_id);
+
+CREATE TABLE customer_metadata (
+    id                 uuid PRIMARY KEY,
+    organization_id    uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    customer_id        uuid NOT NULL REFERENCES customers (id) ON DELETE CASCADE,
+    key                text NOT NULL,
+    value              text NOT NULL,
+    display_in_invoice boolean NOT NULL DEFAULT false,
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (customer_id, key)
+);

@@ -6,8 +6,9 @@
 //! - `missing_aggregation_property`: the metric aggregates a property (every type but count) and the event lacks it
 //!   (or it is null); for sum, max, weighted sum and latest it must also be a plain decimal number;
 //! - `invalid_filter_values`: the event has a filter key of its metric with a value that filter does not list;
-//! - `missing_group_key`: the event lacks a property that a charge of the metric groups by (`grouped_by`), once
-//!   charges exist (catalog issue).
+//! - `missing_group_key`: the event lacks a property that a charge of its metric on its subscription's plan groups
+//!   by (`pricing_group_keys`, formerly `grouped_by`). Lago dropped this check in 2024; Billstream keeps it,
+//!   because such events land in a pricing group without a name and are easy to miss.
 //!
 //! The rules are pure functions; `Recorder` loads the metrics of a committed group in one query and stores the
 //! findings with `ON CONFLICT DO NOTHING`, so a retried event is recorded once.
@@ -139,8 +140,38 @@ impl Recorder {
         Ok(rules)
     }
 
+    /// The pricing group keys of the charges each event's subscription prices its metric with.
+    async fn group_keys(&self, events: &[Event]) -> Result<HashMap<(Uuid, String, String), Vec<String>>, sqlx::Error> {
+        let mut keys: Vec<(Uuid, &str, &str)> =
+            events.iter().map(|e| (e.organization_id, e.external_subscription_id.as_str(), e.code.as_str())).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let orgs: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let subs: Vec<&str> = keys.iter().map(|k| k.1).collect();
+        let codes: Vec<&str> = keys.iter().map(|k| k.2).collect();
+        let rows: Vec<(Uuid, String, String, String)> = sqlx::query_as(
+            "SELECT DISTINCT k.org, k.sub, k.code, jsonb_array_elements_text(c.properties -> 'pricing_group_keys')
+             FROM unnest($1::uuid[], $2::text[], $3::text[]) AS k(org, sub, code)
+             JOIN subscriptions s ON s.organization_id = k.org AND s.external_id = k.sub AND s.status = 'active'
+             JOIN charges c ON c.plan_id = s.plan_id AND c.deleted_at IS NULL
+             JOIN billable_metrics m ON m.id = c.billable_metric_id AND m.code = k.code AND m.deleted_at IS NULL
+             WHERE jsonb_typeof(c.properties -> 'pricing_group_keys') = 'array'",
+        )
+        .bind(&orgs)
+        .bind(&subs)
+        .bind(&codes)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: HashMap<(Uuid, String, String), Vec<String>> = HashMap::new();
+        for (org, sub, code, key) in rows {
+            out.entry((org, sub, code)).or_default().push(key);
+        }
+        Ok(out)
+    }
+
     async fn record(&self, events: &[Event]) -> Result<(), sqlx::Error> {
         let rules = self.rules(events).await?;
+        let group_keys = self.group_keys(events).await?;
         let mut orgs = Vec::new();
         let mut subs = Vec::new();
         let mut txs = Vec::new();
@@ -149,7 +180,14 @@ impl Recorder {
         let mut times = Vec::new();
         for e in events {
             let properties: Value = serde_json::from_str(&e.properties).unwrap_or(Value::Null);
-            for kind in check(&properties, rules.get(&(e.organization_id, e.code.clone()))) {
+            let mut rule = rules.get(&(e.organization_id, e.code.clone())).cloned();
+            if let Some(r) = rule.as_mut()
+                && let Some(keys) =
+                    group_keys.get(&(e.organization_id, e.external_subscription_id.clone(), e.code.clone()))
+            {
+                r.group_keys = keys.clone();
+            }
+            for kind in check(&properties, rule.as_ref()) {
                 ::metrics::counter!(names::EVENT_ERRORS_TOTAL, "kind" => kind.as_str()).increment(1);
                 orgs.push(e.organization_id);
                 subs.push(e.external_subscription_id.as_str());

@@ -302,6 +302,55 @@ async fn invalid_events_are_kept_and_recorded_for_the_report() {
     );
 }
 
+/// An event without a key its subscription's charge groups by is recorded as `missing_group_key`.
+#[tokio::test]
+async fn events_missing_a_pricing_group_key_are_recorded() {
+    let app = TestApp::new().await;
+    let metric = app
+        .post(
+            "/api/v1/billable_metrics",
+            &json!({"billable_metric": {"name": "Storage", "code": "storage",
+            "aggregation_type": "sum_agg", "field_name": "gb"}}),
+        )
+        .await
+        .expect(200);
+    let metric_id = metric.body["billable_metric"]["lago_id"].as_str().unwrap().to_owned();
+    app.post(
+        "/api/v1/plans",
+        &json!({"plan": {"name": "Grouped", "code": "grouped", "interval": "monthly",
+        "amount_cents": 0, "amount_currency": "EUR", "charges": [{"billable_metric_id": metric_id,
+        "charge_model": "standard", "properties": {"amount": "1", "pricing_group_keys": ["agent"]}}]}}),
+    )
+    .await
+    .expect(200);
+    app.post(
+        "/api/v1/subscriptions",
+        &json!({"subscription": {"external_customer_id": "acme", "plan_code": "grouped",
+        "external_id": "sub-g"}}),
+    )
+    .await
+    .expect(200);
+    let mut keyless = event("keyless", "sub-g");
+    keyless["properties"] = json!({"gb": 1});
+    let mut keyed = event("keyed", "sub-g");
+    keyed["properties"] = json!({"gb": 1, "agent": "a"});
+    // Another subscription without that charge: no group key needed.
+    let mut other = event("other-sub", "sub-other");
+    other["properties"] = json!({"gb": 1});
+    app.post("/api/v1/events/batch", &json!({"events": [keyless, keyed, other]})).await.expect(200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT transaction_id, kind FROM event_errors").fetch_all(&app.pool).await.unwrap();
+        if !rows.is_empty() {
+            assert_eq!(rows, [("keyless".to_owned(), "missing_group_key".to_owned())]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no error recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn ingest_metrics_are_exported() {
     let app = TestApp::new().await;

@@ -7,7 +7,6 @@ use uuid::Uuid;
 use super::sql;
 use super::taxes::{self, Tax};
 use crate::domain::add_on::AddOnAttrs;
-use crate::error::is_unique_violation;
 use crate::{Error, Result};
 
 pub const OWNER: &str = "add_on";
@@ -46,24 +45,9 @@ impl AddOn {
 
 const COLUMNS: &str = "id, name, invoice_display_name, code, description, amount_cents, amount_currency, created_at";
 
-fn code_conflict(e: sqlx::Error) -> Error {
-    if is_unique_violation(&e) {
-        Error::Validation(schemas::error::field_error("code", "value_already_exist"))
-    } else {
-        Error::Database(e)
-    }
-}
-
+/// Whether a live object other than `except` holds `code`.
 pub async fn code_taken(pool: &PgPool, org: Uuid, code: &str, except: Option<Uuid>) -> Result<bool> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM add_ons
-                        WHERE organization_id = $1 AND code = $2 AND deleted_at IS NULL AND id IS DISTINCT FROM $3)",
-    )
-    .bind(org)
-    .bind(code)
-    .bind(except)
-    .fetch_one(pool)
-    .await?)
+    super::code_taken(pool, super::Coded::AddOns, org, code, except).await
 }
 
 /// Creates (`id` = None) or updates the add-on, and sets its taxes when `tax_codes` is given; all or nothing.
@@ -98,7 +82,7 @@ pub async fn save(
         .bind(id.unwrap_or_else(Uuid::new_v4))
         .fetch_optional(&mut *tx)
         .await
-        .map_err(code_conflict)?
+        .map_err(super::code_conflict)?
         .ok_or(Error::NotFound("add_on"))?;
     if let Some(codes) = tax_codes {
         let found = taxes::resolve_codes(&mut tx, org, codes).await?;

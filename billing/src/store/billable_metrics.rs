@@ -6,7 +6,6 @@ use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::billable_metric::{MetricAttrs, MetricFilter};
-use crate::error::is_unique_violation;
 use crate::{Error, Result};
 
 /// A stored metric with its live filters (keys sorted, values sorted).
@@ -59,26 +58,9 @@ impl Row {
     }
 }
 
-/// A unique-index race on the code is the same answer as the up-front check.
-fn code_conflict(e: sqlx::Error) -> Error {
-    if is_unique_violation(&e) {
-        Error::Validation(schemas::error::field_error("code", "value_already_exist"))
-    } else {
-        Error::Database(e)
-    }
-}
-
-/// Whether a live metric other than `except` holds `code`.
+/// Whether a live object other than `except` holds `code`.
 pub async fn code_taken(pool: &PgPool, org: Uuid, code: &str, except: Option<Uuid>) -> Result<bool> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM billable_metrics
-                        WHERE organization_id = $1 AND code = $2 AND deleted_at IS NULL AND id IS DISTINCT FROM $3)",
-    )
-    .bind(org)
-    .bind(code)
-    .bind(except)
-    .fetch_one(pool)
-    .await?)
+    super::code_taken(pool, super::Coded::BillableMetrics, org, code, except).await
 }
 
 pub async fn create(pool: &PgPool, org: Uuid, attrs: &MetricAttrs, filters: &[MetricFilter]) -> Result<Metric> {
@@ -103,7 +85,7 @@ pub async fn create(pool: &PgPool, org: Uuid, attrs: &MetricAttrs, filters: &[Me
     .bind(&attrs.expression)
     .fetch_one(&mut *tx)
     .await
-    .map_err(code_conflict)?;
+    .map_err(super::code_conflict)?;
     replace_filters(&mut tx, row.id, filters).await?;
     let filters = load_filters(&mut tx, row.id).await?;
     tx.commit().await?;
@@ -163,7 +145,7 @@ where
     .bind(&attrs.expression)
     .fetch_one(&mut *tx)
     .await
-    .map_err(code_conflict)?;
+    .map_err(super::code_conflict)?;
     if let Some(filters) = filters {
         replace_filters(&mut tx, row.id, &filters).await?;
     }

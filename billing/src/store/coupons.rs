@@ -73,16 +73,9 @@ pub async fn refresh(conn: &mut PgConnection, org: Uuid) -> Result<()> {
     Ok(())
 }
 
+/// Whether a live object other than `except` holds `code`.
 pub async fn code_taken(conn: &mut PgConnection, org: Uuid, code: &str, except: Option<Uuid>) -> Result<bool> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM coupons WHERE organization_id = $1 AND code = $2 AND deleted_at IS NULL
-                        AND id IS DISTINCT FROM $3)",
-    )
-    .bind(org)
-    .bind(code)
-    .bind(except)
-    .fetch_one(conn)
-    .await?)
+    super::code_taken(conn, super::Coded::Coupons, org, code, except).await
 }
 
 pub async fn is_applied(conn: &mut PgConnection, org: Uuid, coupon: Uuid) -> Result<bool> {

@@ -15,7 +15,6 @@ use super::taxes::{self, Tax};
 use crate::domain::billable_metric::MetricFilter;
 use crate::domain::charge::{ChargeAttrs, FilterAttrs, MetricInfo};
 use crate::domain::plan::{CommitmentAttrs, PlanAttrs};
-use crate::error::is_unique_violation;
 use crate::{Error, Result};
 
 pub const OWNER_PLAN: &str = "plan";
@@ -97,25 +96,9 @@ pub struct Plan {
 const PLAN_COLUMNS: &str = "id, parent_id, name, invoice_display_name, code, interval, description, amount_cents, \
                             amount_currency, trial_period, pay_in_advance, bill_charges_monthly, metadata, created_at";
 
-/// A unique-index race on the code is the same answer as the up-front check.
-fn code_conflict(e: sqlx::Error) -> Error {
-    if is_unique_violation(&e) {
-        Error::Validation(schemas::error::field_error("code", "value_already_exist"))
-    } else {
-        Error::Database(e)
-    }
-}
-
+/// Whether a live object other than `except` holds `code`.
 pub async fn code_taken(conn: &mut PgConnection, org: Uuid, code: &str, except: Option<Uuid>) -> Result<bool> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM plans WHERE organization_id = $1 AND code = $2 AND deleted_at IS NULL
-                        AND parent_id IS NULL AND id IS DISTINCT FROM $3)",
-    )
-    .bind(org)
-    .bind(code)
-    .bind(except)
-    .fetch_one(conn)
-    .await?)
+    super::code_taken(conn, super::Coded::Plans, org, code, except).await
 }
 
 /// Whether subscriptions (any status but canceled) use the plan or one of its overriding children.
@@ -363,7 +346,7 @@ pub async fn write_plan(
         .bind(a.metadata.as_ref().map(Json))
         .fetch_optional(conn)
         .await
-        .map_err(code_conflict)?
+        .map_err(super::code_conflict)?
         .ok_or(Error::NotFound("plan"))
 }
 

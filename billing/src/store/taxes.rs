@@ -9,7 +9,6 @@ use uuid::Uuid;
 
 use super::sql;
 use crate::domain::tax::TaxAttrs;
-use crate::error::is_unique_violation;
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -37,24 +36,9 @@ impl Tax {
 
 const COLUMNS: &str = "id, name, code, description, rate, applied_to_organization, created_at";
 
-fn code_conflict(e: sqlx::Error) -> Error {
-    if is_unique_violation(&e) {
-        Error::Validation(schemas::error::field_error("code", "value_already_exist"))
-    } else {
-        Error::Database(e)
-    }
-}
-
+/// Whether a live object other than `except` holds `code`.
 pub async fn code_taken(pool: &PgPool, org: Uuid, code: &str, except: Option<Uuid>) -> Result<bool> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM taxes
-                        WHERE organization_id = $1 AND code = $2 AND deleted_at IS NULL AND id IS DISTINCT FROM $3)",
-    )
-    .bind(org)
-    .bind(code)
-    .bind(except)
-    .fetch_one(pool)
-    .await?)
+    super::code_taken(pool, super::Coded::Taxes, org, code, except).await
 }
 
 pub async fn create(pool: &PgPool, org: Uuid, a: &TaxAttrs) -> Result<Tax> {
@@ -71,7 +55,7 @@ pub async fn create(pool: &PgPool, org: Uuid, a: &TaxAttrs) -> Result<Tax> {
     .bind(a.applied_to_organization)
     .fetch_one(pool)
     .await
-    .map_err(code_conflict)
+    .map_err(super::code_conflict)
 }
 
 pub async fn find(pool: &PgPool, org: Uuid, code: &str) -> Result<Option<Tax>> {
@@ -99,7 +83,7 @@ pub async fn update(pool: &PgPool, org: Uuid, id: Uuid, a: &TaxAttrs) -> Result<
     .bind(a.applied_to_organization)
     .fetch_optional(pool)
     .await
-    .map_err(code_conflict)?
+    .map_err(super::code_conflict)?
     .ok_or(Error::NotFound("tax"))
 }
 

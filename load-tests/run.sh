@@ -108,6 +108,13 @@ W_REQS="$(awk '/Requests\/sec/{printf "%.0f", $2}' "$WORK/wrk.log")"
 W_P50="$(awk '$1=="50%"{print $2}' "$WORK/wrk.log")"
 W_P99="$(awk '$1=="99%"{print $2}' "$WORK/wrk.log")"
 W_ERR="$(awk '/Non-2xx/{print $5}' "$WORK/wrk.log")"
+# The tail at about half load, with the light client: wrk is closed-model, so fewer connections give less load.
+echo "single-event ingest with wrk: 32 connections (about half load), $DURATION"
+BILLSTREAM_LOAD_KEY="$KEY" wrk -t2 -c32 -d"$DURATION" --latency -s load-tests/single.lua "http://127.0.0.1:$PORT" >"$WORK/wrk-half.log" 2>&1
+WH_REQS="$(awk '/Requests\/sec/{printf "%.0f", $2}' "$WORK/wrk-half.log")"
+WH_P50="$(awk '$1=="50%"{print $2}' "$WORK/wrk-half.log")"
+WH_P99="$(awk '$1=="99%"{print $2}' "$WORK/wrk-half.log")"
+WH_ERR="$(awk '/Non-2xx/{print $5}' "$WORK/wrk-half.log")"
 
 echo "reference: PostgreSQL COPY of $COPY_ROWS events into a table like events"
 python3 - "$COPY_ROWS" >"$WORK/events.csv" <<'PY'
@@ -154,6 +161,7 @@ machine: $(nproc) cores ($CPU), $(free -g | awk '/Mem:/{print $2}') GiB; server,
 | single: p50 / p99 ms, failed % | $S_P50 / $S_P99, $S_FAIL |
 | single at half load ($HALF req/s): achieved req/s, p50 / p99 ms, failed % | $H_REQS, $H_P50 / $H_P99, $H_FAIL |
 | single with wrk (200 connections): acked req/s, p50 / p99, non-2xx | $W_REQS, $W_P50 / $W_P99, ${W_ERR:-0} |
+| single with wrk (32 connections): acked req/s (share of the 200-connection rate), p50 / p99, non-2xx | $WH_REQS ($(python3 -c "print(f'{$WH_REQS / $W_REQS * 100:.0f}%')")), $WH_P50 / $WH_P99, ${WH_ERR:-0} |
 | reference: PostgreSQL COPY, rows/s | $COPY_RATE |
 | batch ingest / COPY | $(python3 -c "print(f'{$B_EVENTS / $COPY_RATE * 100:.0f}%')") |
 | events stored | $STORED |

@@ -111,8 +111,7 @@ impl PgEventStore {
                WHERE organization_id = $1
                  AND (cardinality($2::text[]) = 0 OR external_subscription_id = ANY($2))
                  AND (cardinality($3::text[]) = 0 OR code = ANY($3))
-                 AND "timestamp" >= $4 AND "timestamp" < $5
-               ORDER BY external_subscription_id, code, "timestamp", transaction_id"#
+                 AND "timestamp" >= $4 AND "timestamp" < $5"#
         )))
         .bind(f.organization_id)
         .bind(&f.external_subscription_ids)

@@ -40,7 +40,7 @@ pub trait EventStore: Send + Sync + 'static {
     /// `events`) is skipped: the first one wins. Returns how many events were new.
     fn write<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<u64, StoreError>>;
 
-    /// Events matching `filter`, each identity once, ordered by subscription, code and time.
+    /// Events matching `filter`, each identity once, in no particular order (aggregation sorts what it needs).
     fn scan<'a>(&'a self, filter: &'a ScanFilter) -> BoxFuture<'a, Result<Vec<Event>, StoreError>>;
 
     /// One event of the organization with this transaction id (any subscription).

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use datafusion::arrow::array::{
     Array, ArrayRef, Decimal128Array, Decimal128Builder, Int64Array, Int64Builder, RecordBatch, StringArray,
     StringBuilder,
@@ -23,8 +23,8 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use crate::semantics::{
-    AggregationType, ChargeFilter, EventRow, Group, MetricSpec, Total, VALUE_SCALE, Window, filters_of, from_raw,
-    group_of, property_text, round_units, to_raw, value_of, weighted_average,
+    AggregationType, ChargeFilter, EventRow, Group, MetricSpec, Total, VALUE_SCALE, Window, ceil_to_second, filters_of,
+    from_raw, group_of, property_text, round_units, to_raw, value_of, weighted_average,
 };
 use crate::store::{EventStore, ScanFilter, StoreError};
 
@@ -317,11 +317,6 @@ async fn query(job: &JobSpec, batch: RecordBatch) -> Result<Vec<Row>, JobError> 
 
 fn column<T: 'static>(b: &RecordBatch, i: usize) -> Result<&T, JobError> {
     b.column(i).as_any().downcast_ref::<T>().ok_or_else(|| JobError::Engine(format!("unexpected type of column {i}")))
-}
-
-fn ceil_to_second(t: DateTime<Utc>) -> DateTime<Utc> {
-    let whole = DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t);
-    if whole == t { t } else { whole + chrono::Duration::seconds(1) }
 }
 
 /// Turns query rows into totals: weighted sums divided by the period, latest floored at zero, rounding applied, and

@@ -48,6 +48,8 @@ pub struct AppState {
     pub settings: HttpSettings,
     pub keys: Keys,
     pub ingest: IngestState,
+    /// The time billing reads (the system's; tests set their own).
+    pub clock: Arc<dyn billing::clock::Clock>,
 }
 
 impl AppState {
@@ -64,6 +66,7 @@ impl AppState {
             pool,
             prometheus: crate::telemetry::prometheus(),
             settings,
+            clock: Arc::new(billing::clock::SystemClock),
         }
     }
 }
@@ -71,7 +74,11 @@ impl AppState {
 /// The whole HTTP API.
 pub fn app(state: AppState) -> Router {
     let api = billing::api::routes()
-        .with_state(ApiState { pool: state.pool.clone() })
+        .with_state(ApiState {
+            pool: state.pool.clone(),
+            events: state.ingest.store.clone(),
+            clock: state.clock.clone(),
+        })
         .merge(ingest::routes().with_state(state.ingest.clone()))
         .route_layer(middleware::from_fn_with_state(state.keys.clone(), auth::require_org));
     Router::new()

@@ -5,8 +5,10 @@
 //! calls the store and renders Lago's objects.
 
 pub mod api;
+pub mod clock;
 pub mod domain;
 pub mod error;
+pub mod invoicer;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -9,6 +9,7 @@ mod catalog_rules;
 mod coupons;
 mod customers;
 mod events;
+mod invoices;
 mod openapi;
 mod organizations;
 mod plans;

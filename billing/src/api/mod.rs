@@ -5,18 +5,26 @@ mod add_ons;
 mod billable_metrics;
 mod coupons;
 mod customers;
+mod invoices;
 mod organizations;
 mod plans;
 mod subscriptions;
 mod taxes;
 
+use std::sync::Arc;
+
+use aggregate::EventStore;
 use axum::Router;
 use sqlx::PgPool;
 
-/// What the billing handlers need.
+use crate::clock::Clock;
+
+/// What the billing handlers need: the database, the event store usage is read from, and the time.
 #[derive(Clone)]
 pub struct ApiState {
     pub pool: PgPool,
+    pub events: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Every billing route, under `/api/v1`.
@@ -30,4 +38,5 @@ pub fn routes() -> Router<ApiState> {
         .merge(subscriptions::routes())
         .merge(coupons::routes())
         .merge(organizations::routes())
+        .merge(invoices::routes())
 }

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::ApiState;
 use crate::domain::customer::timezone;
+use crate::domain::invoicing::Reason;
 use crate::domain::subscription::{self as domain, PlanChange};
 use crate::store::customers;
 use crate::store::plans::{self, Plan};
@@ -310,6 +311,15 @@ async fn terminate(
     let sub = store::get(&mut tx, org, sub.id).await?;
     let object = render(&mut tx, org, &sub, false).await?;
     tx.commit().await.map_err(Error::from)?;
+    if !pending && sub.on_termination_invoice == "generate" {
+        // Lago bills the last period at once. The termination is committed first; if this invoice fails, the
+        // billing clock issues it on its next tick (it looks for terminated subscriptions without one).
+        let now = state.clock.now();
+        let issued = crate::invoicer::issue(&state.pool, state.events.as_ref(), org, sub.id, Reason::Terminating, now);
+        if let Err(e) = issued.await {
+            tracing::warn!(subscription_id = %sub.id, error = %e, "termination invoice deferred to the billing clock");
+        }
+    }
     Ok(Json(SubscriptionEnvelope { subscription: object }))
 }
 

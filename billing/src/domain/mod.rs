@@ -8,6 +8,7 @@ pub mod coupon;
 pub mod customer;
 pub mod expression;
 pub mod invoice_totals;
+pub mod invoicing;
 pub mod lists;
 pub mod money;
 pub mod organization;

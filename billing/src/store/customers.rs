@@ -124,6 +124,23 @@ pub async fn find_in(conn: &mut PgConnection, org: Uuid, external_id: &str, lock
     }
 }
 
+/// A customer by id, deleted or not: invoices still bill a customer deleted since.
+pub async fn find_by_id(conn: &mut PgConnection, org: Uuid, id: Uuid) -> Result<Option<Customer>> {
+    let row = sqlx::query(sql(format!(
+        "SELECT {} FROM customers c JOIN organizations o ON o.id = c.organization_id
+         WHERE c.organization_id = $1 AND c.id = $2",
+        select_columns()
+    )))
+    .bind(org)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => Ok(complete(conn, org, vec![from_row(&row)?]).await?.pop()),
+        None => Ok(None),
+    }
+}
+
 pub async fn find(pool: &PgPool, org: Uuid, external_id: &str) -> Result<Option<Customer>> {
     let mut conn = pool.acquire().await?;
     find_in(&mut conn, org, external_id, false).await

@@ -12,6 +12,7 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 pub mod add_on;
 pub mod coupon;
 pub mod customer;
+pub mod invoice;
 pub mod organization;
 pub mod plan;
 pub mod subscription;

@@ -1,0 +1,423 @@
+//! `/api/v1/invoices`: list, show, finalize a draft, void a finalized invoice; and a customer's current usage
+//! (`/api/v1/customers/{external_customer_id}/current_usage`), priced by the same code as invoices.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::routing::{get, post, put};
+use axum::{Extension, Json, Router};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use schemas::objects::customer::CustomerObject;
+use schemas::objects::invoice::*;
+use schemas::objects::timestamp;
+use schemas::pagination::PageQuery;
+use schemas::{ApiError, OrgId};
+use uuid::Uuid;
+
+use super::ApiState;
+use crate::Error;
+use crate::invoicer::{self, FeeDraft};
+use crate::store::invoices::{self as store, Invoice, ListFilter};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/api/v1/invoices", get(list))
+        .route("/api/v1/invoices/{lago_id}", get(show))
+        .route("/api/v1/invoices/{lago_id}/finalize", put(finalize))
+        .route("/api/v1/invoices/{lago_id}/void", post(void))
+        .route("/api/v1/customers/{external_customer_id}/current_usage", get(current_usage))
+}
+
+const ROOT: &str = "invoice";
+
+fn query_map(raw: &Option<String>) -> BTreeMap<String, String> {
+    form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes()).into_owned().collect()
+}
+
+fn lago_id(s: &str) -> Result<Uuid, ApiError> {
+    // Lago looks the invoice up by id; a malformed id finds nothing.
+    Uuid::parse_str(s).map_err(|_| ApiError::NotFound(ROOT))
+}
+
+async fn show(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Path(id): Path<String>,
+) -> Result<Json<InvoiceEnvelope>, ApiError> {
+    let id = lago_id(&id)?;
+    let mut conn = state.pool.acquire().await.map_err(Error::from)?;
+    let invoice = store::get(&mut conn, org, id).await?.ok_or(ApiError::NotFound(ROOT))?;
+    let object = render(&mut conn, org, &invoice).await?;
+    Ok(Json(InvoiceEnvelope { invoice: object }))
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Query(page): Query<PageQuery>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<InvoicesPage>, ApiError> {
+    let q = query_map(&raw);
+    let date = |key: &str| -> Result<Option<chrono::NaiveDate>, ApiError> {
+        match q.get(key) {
+            None => Ok(None),
+            Some(v) => chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").map(Some).map_err(|_| {
+                let mut e = schemas::ValidationErrors::default();
+                e.add(key, "invalid_date");
+                ApiError::Validation(e)
+            }),
+        }
+    };
+    let filter = ListFilter {
+        external_customer_id: q.get("external_customer_id").cloned(),
+        status: q.get("status").cloned(),
+        payment_status: q.get("payment_status").cloned(),
+        invoice_type: q.get("invoice_type").cloned(),
+        currency: q.get("currency").cloned(),
+        issuing_date_from: date("issuing_date_from")?,
+        issuing_date_to: date("issuing_date_to")?,
+    };
+    let p = page.page();
+    let (invoices, total) = store::list(&state.pool, org, &filter, p.limit(), p.offset()).await?;
+    let mut conn = state.pool.acquire().await.map_err(Error::from)?;
+    let mut out = Vec::with_capacity(invoices.len());
+    for i in &invoices {
+        out.push(render(&mut conn, org, i).await?);
+    }
+    Ok(Json(InvoicesPage { invoices: out, meta: p.meta(total) }))
+}
+
+async fn finalize(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Path(id): Path<String>,
+) -> Result<Json<InvoiceEnvelope>, ApiError> {
+    let id = lago_id(&id)?;
+    let mut tx = state.pool.begin().await.map_err(Error::from)?;
+    store::status(&mut tx, org, id).await?.ok_or(ApiError::NotFound(ROOT))?;
+    store::finalize(&mut tx, org, id).await?;
+    let invoice = store::get(&mut tx, org, id).await?.ok_or(ApiError::NotFound(ROOT))?;
+    let object = render(&mut tx, org, &invoice).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(InvoiceEnvelope { invoice: object }))
+}
+
+async fn void(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Path(id): Path<String>,
+) -> Result<Json<InvoiceEnvelope>, ApiError> {
+    let id = lago_id(&id)?;
+    let mut tx = state.pool.begin().await.map_err(Error::from)?;
+    store::status(&mut tx, org, id).await?.ok_or(ApiError::NotFound(ROOT))?;
+    if !store::void(&mut tx, org, id).await? {
+        // Lago: only a finalized invoice can be voided.
+        return Err(ApiError::NotAllowed("not_voidable"));
+    }
+    let invoice = store::get(&mut tx, org, id).await?.ok_or(ApiError::NotFound(ROOT))?;
+    let object = render(&mut tx, org, &invoice).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(InvoiceEnvelope { invoice: object }))
+}
+
+/// A decimal as Lago renders units and precise amounts: a plain string without exponent.
+fn dec(d: Decimal) -> String {
+    d.normalize().to_string()
+}
+
+/// A rate as a JSON number (display only; amounts are never floats).
+fn number(d: Decimal) -> serde_json::Number {
+    d.normalize()
+        .to_string()
+        .parse::<serde_json::Number>()
+        .ok()
+        .or_else(|| serde_json::Number::from_f64(d.to_f64().unwrap_or(0.0)))
+        .unwrap_or_else(|| serde_json::Number::from(0))
+}
+
+async fn customer_object(conn: &mut sqlx::PgConnection, org: Uuid, id: Uuid) -> Result<CustomerObject, ApiError> {
+    let c = crate::store::customers::find_by_id(conn, org, id).await?.ok_or(ApiError::NotFound("customer"))?;
+    Ok(super::customers::render(&c))
+}
+
+async fn render(conn: &mut sqlx::PgConnection, org: Uuid, i: &Invoice) -> Result<InvoiceObject, ApiError> {
+    let r = &i.row;
+    let customer = customer_object(conn, org, r.customer_id).await?;
+    let fees = i
+        .fees
+        .iter()
+        .map(|f| {
+            let sub_total_precise = f.precise_amount_cents - f.precise_coupons_amount_cents;
+            let subunits = crate::domain::money::Currency::from_code(&f.amount_currency)
+                .map_or(Decimal::ONE_HUNDRED, |c| c.subunits());
+            FeeObject {
+                lago_id: f.id,
+                lago_charge_id: f.charge_id,
+                lago_charge_filter_id: f.charge_filter_id,
+                lago_invoice_id: r.id,
+                lago_true_up_fee_id: None,
+                lago_true_up_parent_fee_id: None,
+                lago_subscription_id: f.subscription_id,
+                lago_customer_id: Some(r.customer_id),
+                external_customer_id: Some(customer.external_id.clone()),
+                external_subscription_id: f.external_subscription_id.clone(),
+                invoice_display_name: f.item_invoice_display_name.clone(),
+                amount_cents: f.amount_cents,
+                precise_amount: dec(f.precise_amount_cents / subunits),
+                precise_total_amount: dec((f.precise_amount_cents - f.precise_coupons_amount_cents
+                    + f.taxes_precise_amount_cents)
+                    / subunits),
+                amount_currency: f.amount_currency.clone(),
+                taxes_amount_cents: f.taxes_amount_cents,
+                taxes_precise_amount: dec(f.taxes_precise_amount_cents / subunits),
+                taxes_rate: number(f.taxes_rate),
+                units: dec(f.units),
+                precise_unit_amount: dec(f.precise_unit_amount),
+                total_aggregated_units: dec(f.total_aggregated_units),
+                total_amount_cents: f.amount_cents + f.taxes_amount_cents,
+                total_amount_currency: f.amount_currency.clone(),
+                events_count: f.events_count,
+                pay_in_advance: f.pay_in_advance,
+                invoiceable: f.invoiceable,
+                from_date: f.from_datetime.map(timestamp),
+                to_date: f.to_datetime.map(timestamp),
+                payment_status: f.payment_status.clone(),
+                created_at: Some(timestamp(f.created_at)),
+                succeeded_at: None,
+                failed_at: None,
+                refunded_at: None,
+                event_transaction_id: None,
+                precise_coupons_amount_cents: dec(f.precise_coupons_amount_cents),
+                sub_total_excluding_taxes_amount_cents: crate::domain::invoicing::round_cents(sub_total_precise),
+                sub_total_excluding_taxes_precise_amount_cents: dec(sub_total_precise),
+                self_billed: false,
+                item: FeeItem {
+                    kind: f.fee_type.clone(),
+                    code: f.item_code.clone(),
+                    name: f.item_name.clone(),
+                    description: f.item_description.clone(),
+                    invoice_display_name: f.item_invoice_display_name.clone().unwrap_or_else(|| f.item_name.clone()),
+                    filter_invoice_display_name: f.item_filter_invoice_display_name.clone(),
+                    filters: f.filters.as_ref().map(|j| j.0.clone()),
+                    lago_item_id: f.item_id,
+                    item_type: f.item_type.clone(),
+                    grouped_by: f.grouped_by.0.clone(),
+                },
+                applied_taxes: i
+                    .fee_taxes
+                    .iter()
+                    .filter(|t| t.fee_id == f.id)
+                    .map(|t| FeeAppliedTaxObject {
+                        lago_id: t.id,
+                        lago_fee_id: f.id,
+                        lago_tax_id: t.tax_id,
+                        tax_name: t.tax_name.clone(),
+                        tax_code: t.tax_code.clone(),
+                        tax_rate: number(t.tax_rate),
+                        tax_description: None,
+                        amount_cents: t.amount_cents,
+                        amount_currency: f.amount_currency.clone(),
+                        created_at: timestamp(t.created_at),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Ok(InvoiceObject {
+        lago_id: r.id,
+        billing_entity_code: None,
+        sequential_id: r.sequential_id,
+        number: r.number.clone(),
+        issuing_date: r.issuing_date.to_string(),
+        payment_due_date: r.payment_due_date.to_string(),
+        payment_overdue: r.status == "finalized"
+            && r.payment_status != "succeeded"
+            && r.payment_due_date < chrono::Utc::now().date_naive(),
+        net_payment_term: i64::from(r.net_payment_term),
+        invoice_type: r.invoice_type.clone(),
+        status: r.status.clone(),
+        payment_status: r.payment_status.clone(),
+        currency: r.currency.clone(),
+        fees_amount_cents: r.fees_amount_cents,
+        coupons_amount_cents: r.coupons_amount_cents,
+        credit_notes_amount_cents: r.credit_notes_amount_cents,
+        sub_total_excluding_taxes_amount_cents: r.sub_total_excluding_taxes_amount_cents,
+        taxes_amount_cents: r.taxes_amount_cents,
+        sub_total_including_taxes_amount_cents: r.sub_total_including_taxes_amount_cents,
+        prepaid_credit_amount_cents: r.prepaid_credit_amount_cents,
+        progressive_billing_credit_amount_cents: 0,
+        total_amount_cents: r.total_amount_cents,
+        version_number: 4,
+        self_billed: false,
+        created_at: timestamp(r.created_at),
+        updated_at: timestamp(r.updated_at),
+        voided_at: r.voided_at.map(timestamp),
+        customer,
+        metadata: Vec::new(),
+        applied_taxes: i
+            .taxes
+            .iter()
+            .map(|t| InvoiceAppliedTaxObject {
+                lago_id: t.id,
+                lago_invoice_id: r.id,
+                lago_tax_id: t.tax_id,
+                tax_name: t.tax_name.clone(),
+                tax_code: t.tax_code.clone(),
+                tax_rate: number(t.tax_rate),
+                tax_description: t.tax_description.clone(),
+                amount_cents: t.amount_cents,
+                amount_currency: r.currency.clone(),
+                fees_amount_cents: t.fees_amount_cents,
+                created_at: timestamp(t.created_at),
+            })
+            .collect(),
+        applied_invoice_custom_sections: Vec::new(),
+        applied_usage_thresholds: Vec::new(),
+        billing_periods: i
+            .periods
+            .iter()
+            .map(|p| BillingPeriodObject {
+                lago_subscription_id: p.subscription_id,
+                external_subscription_id: p.external_subscription_id.clone(),
+                lago_plan_id: p.plan_id,
+                subscription_from_datetime: timestamp(p.from_datetime.unwrap_or(p.charges_from_datetime)),
+                subscription_to_datetime: timestamp(p.to_datetime.unwrap_or(p.charges_to_datetime)),
+                charges_from_datetime: timestamp(p.charges_from_datetime),
+                charges_to_datetime: timestamp(p.charges_to_datetime),
+                invoicing_reason: p.invoicing_reason.clone(),
+            })
+            .collect(),
+        credits: i
+            .credits
+            .iter()
+            .map(|c| CreditObject {
+                lago_id: c.id,
+                amount_cents: c.amount_cents,
+                amount_currency: c.amount_currency.clone(),
+                before_taxes: true,
+                item: CreditItem {
+                    lago_item_id: c.applied_coupon_id,
+                    kind: "coupon".into(),
+                    code: c.coupon_code.clone(),
+                    name: c.coupon_name.clone(),
+                },
+                invoice: CreditInvoice { lago_id: r.id, payment_status: r.payment_status.clone() },
+            })
+            .collect(),
+        fees,
+    })
+}
+
+async fn current_usage(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Path(external_customer_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<CustomerUsageEnvelope>, ApiError> {
+    let q = query_map(&raw);
+    let mut conn = state.pool.acquire().await.map_err(Error::from)?;
+    crate::store::subscriptions::refresh(&mut conn, org).await?;
+    let customer = crate::store::customers::find_in(&mut conn, org, &external_customer_id, false)
+        .await?
+        .ok_or(ApiError::NotFound("customer"))?;
+    let Some(external_subscription_id) = q.get("external_subscription_id") else {
+        return Err(ApiError::NotFound("subscription"));
+    };
+    let sub = crate::store::subscriptions::find(&mut conn, org, external_subscription_id, "active", false)
+        .await?
+        .filter(|s| s.customer_id == customer.id)
+        .ok_or(ApiError::NotFound("subscription"))?;
+    drop(conn);
+    let usage = invoicer::current_usage(&state.pool, state.events.as_ref(), org, sub.id, state.clock.now()).await?;
+    let amount: i64 = usage.fees.iter().map(|f| f.amount_cents).sum();
+    Ok(Json(CustomerUsageEnvelope {
+        customer_usage: CustomerUsageObject {
+            from_datetime: timestamp(usage.from),
+            to_datetime: timestamp(usage.to),
+            issuing_date: usage.issuing_date.to_string(),
+            lago_invoice_id: None,
+            currency: usage.currency.to_owned(),
+            amount_cents: amount,
+            taxes_amount_cents: usage.taxes_amount_cents,
+            total_amount_cents: amount + usage.taxes_amount_cents,
+            charges_usage: charges_usage(&usage.fees, usage.currency),
+        },
+    }))
+}
+
+fn filter_usage(f: &FeeDraft) -> FilterUsageObject {
+    FilterUsageObject {
+        units: dec(f.units),
+        total_aggregated_units: dec(f.units),
+        amount_cents: f.amount_cents,
+        events_count: f.events_count.unwrap_or(0),
+        invoice_display_name: f.item_filter_invoice_display_name.clone(),
+        values: f.filters.clone().unwrap_or(serde_json::Value::Null),
+    }
+}
+
+/// One entry per charge: totals over its fees, with the filter and group breakdowns Lago gives.
+fn charges_usage(fees: &[FeeDraft], currency: &str) -> Vec<ChargeUsageObject> {
+    let mut order: Vec<Uuid> = Vec::new();
+    for f in fees {
+        if let Some(c) = f.charge_id
+            && !order.contains(&c)
+        {
+            order.push(c);
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|charge| {
+            let mine: Vec<&FeeDraft> = fees.iter().filter(|f| f.charge_id == Some(charge)).collect();
+            let first = *mine.first()?;
+            let units: Decimal = mine.iter().map(|f| f.units).sum();
+            let grouped = !first.grouped_by.is_empty();
+            let mut groups: Vec<GroupedUsageObject> = Vec::new();
+            if grouped {
+                for f in &mine {
+                    match groups.iter_mut().find(|g| g.grouped_by == f.grouped_by) {
+                        Some(g) => {
+                            g.amount_cents += f.amount_cents;
+                            g.events_count += f.events_count.unwrap_or(0);
+                            g.filters.push(filter_usage(f));
+                        }
+                        None => groups.push(GroupedUsageObject {
+                            amount_cents: f.amount_cents,
+                            events_count: f.events_count.unwrap_or(0),
+                            units: dec(f.units),
+                            total_aggregated_units: dec(f.units),
+                            grouped_by: f.grouped_by.clone(),
+                            filters: if f.filters.is_some() { vec![filter_usage(f)] } else { Vec::new() },
+                        }),
+                    }
+                }
+            }
+            Some(ChargeUsageObject {
+                units: dec(units),
+                total_aggregated_units: dec(units),
+                events_count: mine.iter().map(|f| f.events_count.unwrap_or(0)).sum(),
+                amount_cents: mine.iter().map(|f| f.amount_cents).sum(),
+                amount_currency: currency.to_owned(),
+                charge: ChargeUsageCharge {
+                    lago_id: charge,
+                    charge_model: first.charge_model.clone().unwrap_or_default(),
+                    invoice_display_name: first.item_invoice_display_name.clone(),
+                },
+                billable_metric: ChargeUsageMetric {
+                    lago_id: first.item_id,
+                    name: first.item_name.clone(),
+                    code: first.item_code.clone(),
+                    aggregation_type: first.aggregation_type.clone().unwrap_or_default(),
+                },
+                filters: if grouped {
+                    Vec::new()
+                } else {
+                    mine.iter().filter(|f| f.filters.is_some()).map(|f| filter_usage(f)).collect()
+                },
+                grouped_usage: groups,
+            })
+        })
+        .collect()
+}

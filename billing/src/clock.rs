@@ -1,0 +1,117 @@
+//! The billing clock (the `worker` role): on each tick it bills every active subscription whose latest period
+//! boundary (in its customer's timezone, else the organization's) has passed since its last invoice, and issues the
+//! final invoice of every subscription terminated without one (a termination whose invoice was interrupted, a
+//! downgrade or `ending_at` reached). Each invoice is idempotent on its period (see `invoicer`), so ticks may
+//! repeat, overlap or run in several processes: a period is billed once.
+//!
+//! Time comes from a [`Clock`]: production uses the system time, tests set it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use aggregate::EventStore;
+
+use crate::Result;
+use crate::domain::invoicing::Reason;
+use crate::invoicer::{self, Issued};
+
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The real time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A time that tests set.
+#[derive(Debug)]
+pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn new(t: DateTime<Utc>) -> Self {
+        ManualClock(Mutex::new(t))
+    }
+
+    pub fn set(&self, t: DateTime<Utc>) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = t;
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0.lock().map(|g| *g).unwrap_or_else(|_| Utc::now())
+    }
+}
+
+/// What one tick did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tick {
+    pub invoices: usize,
+    pub already_billed: usize,
+    pub failed: usize,
+}
+
+/// Bills what is due at `now`. A subscription that fails to bill is logged and retried on the next tick; it does
+/// not stop the others.
+pub async fn tick(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>) -> Result<Tick> {
+    let orgs: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM organizations").fetch_all(pool).await?;
+    for org in &orgs {
+        let mut conn = pool.acquire().await?;
+        crate::store::subscriptions::refresh(&mut conn, *org).await?;
+        crate::store::coupons::refresh(&mut conn, *org).await?;
+    }
+    // Active subscriptions, and terminated ones whose final invoice is missing (the last week: older ones were
+    // either billed or terminated before invoices existed).
+    let due: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
+        "SELECT s.organization_id, s.id, s.status FROM subscriptions s
+         WHERE s.status = 'active' AND coalesce(s.started_at, s.subscription_at) < $1
+            OR (s.status = 'terminated' AND s.on_termination_invoice = 'generate'
+                AND s.terminated_at > $1 - interval '7 days' AND s.terminated_at <= $1
+                AND NOT EXISTS (SELECT 1 FROM invoice_subscriptions i WHERE i.subscription_id = s.id
+                                AND i.invoicing_reason = 'subscription_terminating'))
+         ORDER BY s.organization_id, s.id",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    let mut report = Tick::default();
+    for (org, sub, status) in due {
+        let reason = if status == "terminated" { Reason::Terminating } else { Reason::Periodic };
+        match invoicer::issue(pool, events, org, sub, reason, now).await {
+            Ok(Issued::Invoice(_)) => report.invoices += 1,
+            Ok(Issued::AlreadyBilled) => report.already_billed += 1,
+            Ok(Issued::NothingDue) => {}
+            Err(e) => {
+                report.failed += 1;
+                tracing::error!(organization_id = %org, subscription_id = %sub, error = %e, "billing failed");
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Runs [`tick`] every `every` until the process stops.
+pub async fn run(pool: PgPool, events: Arc<dyn EventStore>, clock: Arc<dyn Clock>, every: Duration) {
+    loop {
+        match tick(&pool, events.as_ref(), clock.now()).await {
+            Ok(t) if t.invoices > 0 || t.failed > 0 => {
+                tracing::info!(invoices = t.invoices, failed = t.failed, "billing clock tick");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "billing clock tick failed; retrying"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}

@@ -1,0 +1,371 @@
+//! Invoices in Postgres: finalization (numbering), voiding, and reading an invoice whole (fees, fee taxes, invoice
+//! taxes, coupon credits, billing periods) for the API. Writing a new invoice is the invoicer's, in one transaction.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde_json::{Map, Value};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::sql;
+use crate::domain::invoicing::{self, Numbering};
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InvoiceRow {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub sequential_id: Option<i64>,
+    pub number: String,
+    pub invoice_type: String,
+    pub status: String,
+    pub payment_status: String,
+    pub currency: String,
+    pub issuing_date: NaiveDate,
+    pub payment_due_date: NaiveDate,
+    pub net_payment_term: i32,
+    pub fees_amount_cents: i64,
+    pub coupons_amount_cents: i64,
+    pub credit_notes_amount_cents: i64,
+    pub sub_total_excluding_taxes_amount_cents: i64,
+    pub taxes_amount_cents: i64,
+    pub sub_total_including_taxes_amount_cents: i64,
+    pub prepaid_credit_amount_cents: i64,
+    pub total_amount_cents: i64,
+    pub voided_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, customer_id, sequential_id, number, invoice_type, status, payment_status, currency, \
+    issuing_date, payment_due_date, net_payment_term, fees_amount_cents, coupons_amount_cents, \
+    credit_notes_amount_cents, sub_total_excluding_taxes_amount_cents, taxes_amount_cents, \
+    sub_total_including_taxes_amount_cents, prepaid_credit_amount_cents, total_amount_cents, voided_at, created_at, \
+    updated_at";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FeeRow {
+    pub id: Uuid,
+    pub subscription_id: Option<Uuid>,
+    pub charge_id: Option<Uuid>,
+    pub charge_filter_id: Option<Uuid>,
+    pub fee_type: String,
+    pub item_code: String,
+    pub item_name: String,
+    pub item_invoice_display_name: Option<String>,
+    pub item_filter_invoice_display_name: Option<String>,
+    pub item_description: Option<String>,
+    pub item_id: Uuid,
+    pub item_type: String,
+    pub filters: Option<Json<Value>>,
+    pub grouped_by: Json<Map<String, Value>>,
+    pub amount_cents: i64,
+    pub precise_amount_cents: Decimal,
+    pub amount_currency: String,
+    pub taxes_amount_cents: i64,
+    pub taxes_precise_amount_cents: Decimal,
+    pub taxes_rate: Decimal,
+    pub precise_coupons_amount_cents: Decimal,
+    pub units: Decimal,
+    pub total_aggregated_units: Decimal,
+    pub events_count: Option<i64>,
+    pub unit_amount_cents: i64,
+    pub precise_unit_amount: Decimal,
+    pub pay_in_advance: bool,
+    pub invoiceable: bool,
+    pub from_datetime: Option<DateTime<Utc>>,
+    pub to_datetime: Option<DateTime<Utc>>,
+    pub payment_status: String,
+    pub created_at: DateTime<Utc>,
+    pub external_subscription_id: Option<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FeeTaxRow {
+    pub id: Uuid,
+    pub fee_id: Uuid,
+    pub tax_id: Option<Uuid>,
+    pub tax_code: String,
+    pub tax_name: String,
+    pub tax_rate: Decimal,
+    pub amount_cents: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InvoiceTaxRow {
+    pub id: Uuid,
+    pub tax_id: Option<Uuid>,
+    pub tax_code: String,
+    pub tax_name: String,
+    pub tax_description: Option<String>,
+    pub tax_rate: Decimal,
+    pub amount_cents: i64,
+    pub fees_amount_cents: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CreditRow {
+    pub id: Uuid,
+    pub applied_coupon_id: Uuid,
+    pub coupon_code: String,
+    pub coupon_name: String,
+    pub amount_cents: i64,
+    pub amount_currency: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PeriodRow {
+    pub subscription_id: Uuid,
+    pub external_subscription_id: String,
+    pub plan_id: Uuid,
+    pub invoicing_reason: String,
+    pub from_datetime: Option<DateTime<Utc>>,
+    pub to_datetime: Option<DateTime<Utc>>,
+    pub charges_from_datetime: DateTime<Utc>,
+    pub charges_to_datetime: DateTime<Utc>,
+}
+
+/// An invoice with everything the API renders.
+#[derive(Debug, Clone)]
+pub struct Invoice {
+    pub row: InvoiceRow,
+    pub fees: Vec<FeeRow>,
+    pub fee_taxes: Vec<FeeTaxRow>,
+    pub taxes: Vec<InvoiceTaxRow>,
+    pub credits: Vec<CreditRow>,
+    pub periods: Vec<PeriodRow>,
+}
+
+/// Finalizes a draft: it takes the next number of its customer and of its organization (under a lock on each, so
+/// numbers never repeat or skip) and its number. A finalized or voided invoice is left as it is.
+pub async fn finalize(conn: &mut PgConnection, org: Uuid, invoice: Uuid) -> Result<()> {
+    let row: Option<(Uuid, String)> =
+        sqlx::query_as("SELECT customer_id, status FROM invoices WHERE organization_id = $1 AND id = $2 FOR UPDATE")
+            .bind(org)
+            .bind(invoice)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((customer, status)) = row else { return Err(Error::NotFound("invoice")) };
+    if status != "draft" {
+        return Ok(());
+    }
+    let settings = super::organizations::settings(conn, org, true).await?;
+    let customer_seq: i64 = sqlx::query_scalar("SELECT sequential_id FROM customers WHERE id = $1 FOR UPDATE")
+        .bind(customer)
+        .fetch_one(&mut *conn)
+        .await?;
+    let (next_customer, next_org): (i64, i64) = sqlx::query_as(
+        "SELECT coalesce((SELECT max(sequential_id) FROM invoices WHERE customer_id = $2), 0) + 1,
+                coalesce((SELECT max(organization_sequential_id) FROM invoices WHERE organization_id = $1), 0) + 1",
+    )
+    .bind(org)
+    .bind(customer)
+    .fetch_one(&mut *conn)
+    .await?;
+    let tz: chrono_tz::Tz = settings.settings.timezone.parse().unwrap_or(chrono_tz::Tz::UTC);
+    let numbering = if settings.settings.document_numbering == "per_organization" {
+        Numbering::PerOrganization {
+            year_month: invoicing::year_month(Utc::now(), tz),
+            organization_sequential_id: next_org,
+        }
+    } else {
+        Numbering::PerCustomer { customer_sequential_id: customer_seq, invoice_sequential_id: next_customer }
+    };
+    sqlx::query(
+        "UPDATE invoices SET status = 'finalized', sequential_id = $3, organization_sequential_id = $4, number = $5,
+             finalized_at = now(), updated_at = now()
+         WHERE organization_id = $1 AND id = $2",
+    )
+    .bind(org)
+    .bind(invoice)
+    .bind(next_customer)
+    .bind(next_org)
+    .bind(invoicing::invoice_number(&settings.settings.document_number_prefix, numbering))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Voids a finalized invoice (Lago refuses to void a draft or a voided invoice).
+pub async fn void(conn: &mut PgConnection, org: Uuid, invoice: Uuid) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE invoices SET status = 'voided', voided_at = now(), updated_at = now()
+         WHERE organization_id = $1 AND id = $2 AND status = 'finalized'",
+    )
+    .bind(org)
+    .bind(invoice)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+pub async fn status(conn: &mut PgConnection, org: Uuid, invoice: Uuid) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT status FROM invoices WHERE organization_id = $1 AND id = $2")
+        .bind(org)
+        .bind(invoice)
+        .fetch_optional(conn)
+        .await?)
+}
+
+async fn complete(conn: &mut PgConnection, org: Uuid, rows: Vec<InvoiceRow>) -> Result<Vec<Invoice>> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    #[derive(sqlx::FromRow)]
+    struct Fee {
+        invoice_id: Uuid,
+        #[sqlx(flatten)]
+        fee: FeeRow,
+    }
+    let fees: Vec<Fee> = sqlx::query_as(
+        "SELECT f.invoice_id, f.id, f.subscription_id, f.charge_id, f.charge_filter_id, f.fee_type, f.item_code,
+                f.item_name, f.item_invoice_display_name, f.item_filter_invoice_display_name, f.item_description,
+                f.item_id, f.item_type, f.filters, f.grouped_by, f.amount_cents, f.precise_amount_cents,
+                f.amount_currency, f.taxes_amount_cents, f.taxes_precise_amount_cents, f.taxes_rate,
+                f.precise_coupons_amount_cents, f.units, f.total_aggregated_units, f.events_count,
+                f.unit_amount_cents, f.precise_unit_amount, f.pay_in_advance, f.invoiceable, f.from_datetime,
+                f.to_datetime, f.payment_status, f.created_at, s.external_id AS external_subscription_id
+         FROM fees f LEFT JOIN subscriptions s ON s.id = f.subscription_id
+         WHERE f.organization_id = $1 AND f.invoice_id = ANY($2) ORDER BY f.invoice_id, f.position",
+    )
+    .bind(org)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let fee_ids: Vec<Uuid> = fees.iter().map(|f| f.fee.id).collect();
+    let fee_taxes: Vec<FeeTaxRow> = sqlx::query_as(
+        "SELECT id, fee_id, tax_id, tax_code, tax_name, tax_rate, amount_cents, created_at FROM fee_taxes
+         WHERE organization_id = $1 AND fee_id = ANY($2) ORDER BY tax_code",
+    )
+    .bind(org)
+    .bind(&fee_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    #[derive(sqlx::FromRow)]
+    struct Tax {
+        invoice_id: Uuid,
+        #[sqlx(flatten)]
+        tax: InvoiceTaxRow,
+    }
+    let taxes: Vec<Tax> = sqlx::query_as(
+        "SELECT invoice_id, id, tax_id, tax_code, tax_name, tax_description, tax_rate, amount_cents,
+                fees_amount_cents, created_at
+         FROM invoice_taxes WHERE organization_id = $1 AND invoice_id = ANY($2) ORDER BY position",
+    )
+    .bind(org)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    #[derive(sqlx::FromRow)]
+    struct Credit {
+        invoice_id: Uuid,
+        #[sqlx(flatten)]
+        credit: CreditRow,
+    }
+    let credits: Vec<Credit> = sqlx::query_as(
+        "SELECT ic.invoice_id, ic.id, ic.applied_coupon_id, c.code AS coupon_code, c.name AS coupon_name,
+                ic.amount_cents, ic.amount_currency
+         FROM invoice_credits ic JOIN applied_coupons a ON a.id = ic.applied_coupon_id
+         JOIN coupons c ON c.id = a.coupon_id
+         WHERE ic.organization_id = $1 AND ic.invoice_id = ANY($2) ORDER BY ic.position",
+    )
+    .bind(org)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    #[derive(sqlx::FromRow)]
+    struct Period {
+        invoice_id: Uuid,
+        #[sqlx(flatten)]
+        period: PeriodRow,
+    }
+    let periods: Vec<Period> = sqlx::query_as(
+        "SELECT i.invoice_id, i.subscription_id, s.external_id AS external_subscription_id, s.plan_id,
+                i.invoicing_reason, i.from_datetime, i.to_datetime, i.charges_from_datetime, i.charges_to_datetime
+         FROM invoice_subscriptions i JOIN subscriptions s ON s.id = i.subscription_id
+         WHERE i.organization_id = $1 AND i.invoice_id = ANY($2) ORDER BY s.created_at",
+    )
+    .bind(org)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let fees: Vec<FeeRow> = fees.iter().filter(|f| f.invoice_id == row.id).map(|f| f.fee.clone()).collect();
+            Invoice {
+                fee_taxes: fee_taxes.iter().filter(|t| fees.iter().any(|f| f.id == t.fee_id)).cloned().collect(),
+                fees,
+                taxes: taxes.iter().filter(|t| t.invoice_id == row.id).map(|t| t.tax.clone()).collect(),
+                credits: credits.iter().filter(|c| c.invoice_id == row.id).map(|c| c.credit.clone()).collect(),
+                periods: periods.iter().filter(|p| p.invoice_id == row.id).map(|p| p.period.clone()).collect(),
+                row,
+            }
+        })
+        .collect())
+}
+
+pub async fn get(conn: &mut PgConnection, org: Uuid, id: Uuid) -> Result<Option<Invoice>> {
+    let rows: Vec<InvoiceRow> =
+        sqlx::query_as(sql(format!("SELECT {COLUMNS} FROM invoices WHERE organization_id = $1 AND id = $2")))
+            .bind(org)
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(complete(conn, org, rows).await?.pop())
+}
+
+/// The list's filters (Lago's `GET /invoices` query).
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub external_customer_id: Option<String>,
+    pub status: Option<String>,
+    pub payment_status: Option<String>,
+    pub invoice_type: Option<String>,
+    pub currency: Option<String>,
+    pub issuing_date_from: Option<NaiveDate>,
+    pub issuing_date_to: Option<NaiveDate>,
+}
+
+pub async fn list(pool: &PgPool, org: Uuid, f: &ListFilter, limit: i64, offset: i64) -> Result<(Vec<Invoice>, i64)> {
+    let mut conn = pool.acquire().await?;
+    let filter = "FROM invoices i WHERE i.organization_id = $1
+        AND ($2::text IS NULL OR i.customer_id IN
+             (SELECT id FROM customers WHERE organization_id = $1 AND external_id = $2))
+        AND ($3::text IS NULL OR i.status = $3)
+        AND ($4::text IS NULL OR i.payment_status = $4)
+        AND ($5::text IS NULL OR i.invoice_type = $5)
+        AND ($6::text IS NULL OR i.currency = $6)
+        AND ($7::date IS NULL OR i.issuing_date >= $7)
+        AND ($8::date IS NULL OR i.issuing_date <= $8)";
+    let count: i64 = sqlx::query_scalar(sql(format!("SELECT count(*) {filter}")))
+        .bind(org)
+        .bind(&f.external_customer_id)
+        .bind(&f.status)
+        .bind(&f.payment_status)
+        .bind(&f.invoice_type)
+        .bind(&f.currency)
+        .bind(f.issuing_date_from)
+        .bind(f.issuing_date_to)
+        .fetch_one(&mut *conn)
+        .await?;
+    let columns = COLUMNS.split(", ").map(|c| format!("i.{}", c.trim())).collect::<Vec<_>>().join(", ");
+    let rows: Vec<InvoiceRow> = sqlx::query_as(sql(format!(
+        "SELECT {columns} {filter} ORDER BY i.created_at DESC, i.id DESC LIMIT $9 OFFSET $10"
+    )))
+    .bind(org)
+    .bind(&f.external_customer_id)
+    .bind(&f.status)
+    .bind(&f.payment_status)
+    .bind(&f.invoice_type)
+    .bind(&f.currency)
+    .bind(f.issuing_date_from)
+    .bind(f.issuing_date_to)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok((complete(&mut conn, org, rows).await?, count))
+}

@@ -1,0 +1,317 @@
+//! Invoices end to end through HTTP on real PostgreSQL: a catalog with several charge models, a customer in New York,
+//! usage events (some just outside the billed month), a coupon and a tax; the billing clock bills the month that
+//! ended and every fee, tax, coupon and total is checked against numbers worked out by hand. Then current usage,
+//! a second clock run that bills nothing, termination (the last period at once), finalize/void, and the clock on
+//! calendar and anniversary subscriptions crossing their boundaries.
+
+use aggregate::postgres::PgEventStore;
+use billing::clock::tick;
+use billing::domain::periods::{local_date, local_midnight};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+fn ny() -> chrono_tz::Tz {
+    "America/New_York".parse().unwrap()
+}
+
+fn first_of_month(d: NaiveDate) -> NaiveDate {
+    NaiveDate::from_ymd_opt(d.year(), d.month(), 1).unwrap()
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+async fn catalog(app: &TestApp) {
+    app.post("/api/v1/taxes", &json!({"tax": {"name": "VAT", "code": "vat", "rate": "20"}})).await.ok();
+    for m in [
+        json!({"name": "API calls", "code": "api_calls", "aggregation_type": "count_agg"}),
+        json!({"name": "Storage", "code": "storage", "aggregation_type": "sum_agg", "field_name": "gb"}),
+        json!({"name": "Seats", "code": "seats", "aggregation_type": "unique_count_agg", "field_name": "user"}),
+        json!({"name": "Region calls", "code": "region_calls", "aggregation_type": "count_agg",
+               "filters": [{"key": "region", "values": ["eu", "us"]}]}),
+    ] {
+        app.post("/api/v1/billable_metrics", &json!({ "billable_metric": m })).await.ok();
+    }
+    let id = |code: &str| {
+        let code = code.to_owned();
+        async move {
+            let r = app.get(&format!("/api/v1/billable_metrics/{code}")).await.ok();
+            r.body["billable_metric"]["lago_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let (calls, storage, seats, region) =
+        (id("api_calls").await, id("storage").await, id("seats").await, id("region_calls").await);
+    app.post(
+        "/api/v1/plans",
+        &json!({"plan": {"name": "Startup", "code": "startup", "interval": "monthly", "amount_cents": 4900,
+            "amount_currency": "EUR", "pay_in_advance": false, "charges": [
+                {"billable_metric_id": calls, "charge_model": "graduated", "properties": {"graduated_ranges": [
+                    {"from_value": 0, "to_value": 100, "per_unit_amount": "0", "flat_amount": "0"},
+                    {"from_value": 101, "to_value": null, "per_unit_amount": "0.01", "flat_amount": "0"}]}},
+                {"billable_metric_id": storage, "charge_model": "package",
+                 "properties": {"amount": "5", "package_size": 10, "free_units": 0}},
+                {"billable_metric_id": seats, "charge_model": "standard", "properties": {"amount": "3.5"}},
+                {"billable_metric_id": region, "charge_model": "standard", "properties": {"amount": "0.1"},
+                 "filters": [
+                    {"invoice_display_name": "Europe", "values": {"region": ["eu"]}, "properties": {"amount": "0.02"}},
+                    {"values": {"region": ["us"]}, "properties": {"amount": "0.05"}}]}]}}),
+    )
+    .await
+    .ok();
+}
+
+fn event(tx: &str, code: &str, at: DateTime<Utc>, properties: Value) -> Value {
+    json!({"transaction_id": tx, "external_subscription_id": "sub-1", "code": code,
+           "timestamp": format!("{}.{:06}", at.timestamp(), at.timestamp_subsec_micros()), "properties": properties})
+}
+
+fn fee<'a>(invoice: &'a Value, code: &str, filter: Option<&str>) -> &'a Value {
+    invoice["fees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["item"]["code"] == code && f["item"]["filter_invoice_display_name"].as_str() == filter)
+        .unwrap_or_else(|| panic!("no fee {code} {filter:?} in {invoice}"))
+}
+
+#[tokio::test]
+async fn the_clock_bills_the_month_that_ended_to_the_cent_then_termination_bills_the_rest() {
+    let app = TestApp::new().await;
+    catalog(&app).await;
+    let tz = ny();
+    let now = Utc::now();
+    // The billed month: the calendar month before this one, in New York.
+    let this_month = first_of_month(local_date(tz, now));
+    let billed = first_of_month(this_month.pred_opt().unwrap());
+    let (start, end) = (local_midnight(tz, billed), local_midnight(tz, this_month));
+    app.post(
+        "/api/v1/customers",
+        &json!({"customer": {"external_id": "acme", "name": "Acme", "currency": "EUR", "timezone": "America/New_York",
+                             "tax_codes": ["vat"]}}),
+    )
+    .await
+    .ok();
+    app.post(
+        "/api/v1/subscriptions",
+        &json!({"subscription": {"external_customer_id": "acme", "plan_code": "startup", "external_id": "sub-1",
+                                 "billing_time": "calendar", "subscription_at": iso(start)}}),
+    )
+    .await
+    .expect(200);
+    app.post(
+        "/api/v1/coupons",
+        &json!({"coupon": {"name": "Welcome", "code": "welcome", "coupon_type": "fixed_amount", "amount_cents": 1000,
+                           "amount_currency": "EUR", "frequency": "once", "expiration": "no_expiration"}}),
+    )
+    .await
+    .ok();
+    app.post(
+        "/api/v1/applied_coupons",
+        &json!({"applied_coupon": {"external_customer_id": "acme", "coupon_code": "welcome"}}),
+    )
+    .await
+    .ok();
+
+    let mut events = Vec::new();
+    let day = |d: i64, h: i64| start + Duration::days(d) + Duration::hours(h);
+    // 250 calls in the month; one a microsecond before it and one at its very end boundary do not count.
+    for i in 0..250 {
+        events.push(event(&format!("c{i}"), "api_calls", day(i % 27, 12), json!({})));
+    }
+    events.push(event("before", "api_calls", start - Duration::microseconds(1), json!({})));
+    events.push(event("after", "api_calls", end, json!({})));
+    for (i, gb) in ["12.5", "7.25", "30"].iter().enumerate() {
+        events.push(event(&format!("s{i}"), "storage", day(3 + i as i64, 1), json!({"gb": gb})));
+    }
+    for (i, user) in ["u1", "u2", "u3", "u1"].iter().enumerate() {
+        events.push(event(&format!("u{i}"), "seats", day(5, i as i64), json!({"user": user})));
+    }
+    for (i, region) in ["eu", "eu", "eu", "us", "us"].iter().enumerate() {
+        events.push(event(&format!("r{i}"), "region_calls", day(6, i as i64), json!({"region": region})));
+    }
+    events.push(event("r-none", "region_calls", day(7, 0), json!({})));
+    app.post("/api/v1/events/batch", &json!({"events": events})).await.expect(200);
+    // A retried event (same transaction id) changes nothing.
+    app.post("/api/v1/events", &json!({"event": event("c0", "api_calls", day(0, 12), json!({}))})).await.expect(200);
+
+    let store = PgEventStore::new(app.pool.clone());
+    let first = tick(&app.pool, &store, now).await.unwrap();
+    assert_eq!((first.invoices, first.failed), (1, 0));
+    let again = tick(&app.pool, &store, now).await.unwrap();
+    assert_eq!(again.invoices, 0, "a second run of the clock bills nothing new");
+
+    let list = app.get("/api/v1/invoices?external_customer_id=acme").await.expect(200);
+    assert_eq!(list.body["meta"]["total_count"], 1);
+    let id = list.body["invoices"][0]["lago_id"].as_str().unwrap().to_owned();
+    let r = app.get(&format!("/api/v1/invoices/{id}")).await.expect(200);
+    let inv = &r.body["invoice"];
+    assert_eq!(inv["status"], "finalized");
+    assert_eq!(inv["invoice_type"], "subscription");
+    assert_eq!(inv["currency"], "EUR");
+    assert_eq!(inv["issuing_date"], this_month.to_string());
+    assert_eq!(inv["payment_due_date"], this_month.to_string());
+    assert!(inv["number"].as_str().unwrap().ends_with("-001-001"), "{}", inv["number"]);
+    let period = &inv["billing_periods"][0];
+    assert_eq!(period["invoicing_reason"], "subscription_periodic");
+    assert_eq!(period["charges_from_datetime"], start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+
+    // Worked by hand: the month's fee 49.00; 250 calls, 100 free then 0.01 each: 1.50; 49.75 GB in packages of
+    // 10 at 5.00: 5 packages, 25.00; 3 distinct seats at 3.50: 10.50; region calls: 3 in Europe at 0.02 (0.06),
+    // 2 in the US at 0.05 (0.10), 1 without a region at the charge's 0.10.
+    assert_eq!(fee(inv, "startup", None)["amount_cents"], 4900);
+    let calls = fee(inv, "api_calls", None);
+    assert_eq!((calls["amount_cents"].clone(), calls["units"].clone()), (json!(150), json!("250")));
+    let storage = fee(inv, "storage", None);
+    assert_eq!((storage["amount_cents"].clone(), storage["units"].clone()), (json!(2500), json!("49.75")));
+    assert_eq!(fee(inv, "seats", None)["amount_cents"], 1050);
+    assert_eq!(fee(inv, "region_calls", Some("Europe"))["amount_cents"], 6);
+    assert_eq!(fee(inv, "region_calls", Some("us"))["amount_cents"], 10);
+    let other = inv["fees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["item"]["code"] == "region_calls" && f["lago_charge_filter_id"].is_null())
+        .unwrap();
+    assert_eq!((other["amount_cents"].clone(), other["events_count"].clone()), (json!(10), json!(1)));
+    // 86.26 of fees, less the 10.00 coupon: 76.26; VAT 20 %: 15.252 -> 15.25; total 91.51.
+    assert_eq!(inv["fees_amount_cents"], 8626);
+    assert_eq!(inv["coupons_amount_cents"], 1000);
+    assert_eq!(inv["sub_total_excluding_taxes_amount_cents"], 7626);
+    assert_eq!(inv["taxes_amount_cents"], 1525);
+    assert_eq!(inv["sub_total_including_taxes_amount_cents"], 9151);
+    assert_eq!(inv["total_amount_cents"], 9151);
+    assert_eq!(inv["credits"][0]["amount_cents"], 1000);
+    assert_eq!(inv["credits"][0]["item"]["code"], "welcome");
+    assert_eq!(inv["applied_taxes"][0]["tax_code"], "vat");
+    assert_eq!(inv["applied_taxes"][0]["amount_cents"], 1525);
+    // The subscription fee's share of the coupon: 1000 × 4900 / 8626 = 568.05008 (five places, as Lago keeps it).
+    assert_eq!(fee(inv, "startup", None)["precise_coupons_amount_cents"], "568.05008");
+    // The once-coupon is used up.
+    let applied = app.get("/api/v1/applied_coupons?external_customer_id=acme").await.expect(200);
+    assert_eq!(applied.body["applied_coupons"][0]["status"], "terminated");
+
+    // Usage of the current month: 5 calls (free) and 25 GB (3 packages, 15.00).
+    let mut current = Vec::new();
+    for i in 0..5 {
+        current
+            .push(json!({"transaction_id": format!("n{i}"), "external_subscription_id": "sub-1", "code": "api_calls"}));
+    }
+    current.push(json!({"transaction_id": "n-gb", "external_subscription_id": "sub-1", "code": "storage",
+                        "properties": {"gb": 25}}));
+    app.post("/api/v1/events/batch", &json!({"events": current})).await.expect(200);
+    let u = app.get("/api/v1/customers/acme/current_usage?external_subscription_id=sub-1").await.expect(200);
+    let usage = &u.body["customer_usage"];
+    assert_eq!(usage["from_datetime"], end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    assert_eq!((usage["amount_cents"].clone(), usage["taxes_amount_cents"].clone()), (json!(1500), json!(300)));
+    assert_eq!(usage["total_amount_cents"], 1800);
+    let by_code = |code: &str| {
+        usage["charges_usage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["billable_metric"]["code"] == code)
+            .unwrap()
+            .clone()
+    };
+    // The 5 calls, and the one sent at the first instant of this month.
+    assert_eq!(by_code("api_calls")["units"], "6");
+    assert_eq!(by_code("storage")["amount_cents"], 1500);
+    assert_eq!(by_code("region_calls")["filters"].as_array().unwrap().len(), 2);
+    app.get("/api/v1/customers/acme/current_usage?external_subscription_id=nope").await.expect(404);
+
+    // Termination bills the started days of this month at once, and this month's usage.
+    app.delete("/api/v1/subscriptions/sub-1").await.expect(200);
+    let list = app.get("/api/v1/invoices?external_customer_id=acme").await.expect(200);
+    assert_eq!(list.body["meta"]["total_count"], 2);
+    let last = &list.body["invoices"][0];
+    assert_eq!(last["billing_periods"][0]["invoicing_reason"], "subscription_terminating");
+    let terminated: DateTime<Utc> = app.get("/api/v1/subscriptions/sub-1?status=terminated").await.expect(200).body
+        ["subscription"]["terminated_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let month_days = (first_of_month(this_month + Duration::days(32)) - this_month).num_days() as i64;
+    let days = billing::domain::periods::day_count(tz, end, terminated) as i64;
+    // 4900 × days / month_days, rounded half up.
+    let prorated = (4900 * days * 2 + month_days) / (2 * month_days);
+    assert_eq!(fee(last, "startup", None)["amount_cents"], prorated);
+    assert_eq!(fee(last, "storage", None)["amount_cents"], 1500);
+    assert_eq!(last["coupons_amount_cents"], 0);
+    let fees_total = prorated + 1500;
+    assert_eq!(last["fees_amount_cents"], fees_total);
+    assert_eq!(last["total_amount_cents"], fees_total + (fees_total * 2 + 5) / 10);
+    assert!(last["number"].as_str().unwrap().ends_with("-001-002"));
+    // The clock does not bill the terminated subscription again.
+    assert_eq!(tick(&app.pool, &store, Utc::now()).await.unwrap().invoices, 0);
+
+    // Void a finalized invoice; voiding it again is refused; an unknown invoice is 404.
+    let v = app.post(&format!("/api/v1/invoices/{id}/void"), &json!({})).await.expect(200);
+    assert_eq!(v.body["invoice"]["status"], "voided");
+    let again = app.post(&format!("/api/v1/invoices/{id}/void"), &json!({})).await.expect(405);
+    assert_eq!(again.body["code"], "not_voidable");
+    app.get("/api/v1/invoices/5f0c1e1a-0000-4000-8000-000000000000").await.expect(404);
+    app.get("/api/v1/invoices?status=voided").await.expect(200);
+}
+
+#[tokio::test]
+async fn the_clock_bills_each_boundary_once_on_calendar_and_anniversary_billing() {
+    let app = TestApp::new().await;
+    app.post(
+        "/api/v1/billable_metrics",
+        &json!({"billable_metric": {"name": "Calls", "code": "calls", "aggregation_type": "count_agg"}}),
+    )
+    .await
+    .ok();
+    app.post(
+        "/api/v1/plans",
+        &json!({"plan": {"name": "P", "code": "p", "interval": "monthly", "amount_cents": 3100, "amount_currency": "USD"}}),
+    )
+    .await
+    .ok();
+    // Grace period of 2 days: invoices start as drafts, numbered only when finalized.
+    app.put("/api/v1/organizations", &json!({"organization": {"billing_configuration": {"invoice_grace_period": 2}}}))
+        .await
+        .ok();
+    for (id, billing_time) in [("cal", "calendar"), ("ann", "anniversary")] {
+        app.post(
+            "/api/v1/subscriptions",
+            &json!({"subscription": {"external_customer_id": format!("c-{id}"), "plan_code": "p", "external_id": id,
+                                     "billing_time": billing_time, "subscription_at": "2025-01-10T10:00:00Z"}}),
+        )
+        .await
+        .expect(200);
+    }
+    let store = PgEventStore::new(app.pool.clone());
+    let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+    // Feb 1: the calendar subscription bills Jan 10-31 (22 of 31 days); the anniversary one has no boundary yet.
+    assert_eq!(tick(&app.pool, &store, at("2025-02-01T00:00:05Z")).await.unwrap().invoices, 1);
+    assert_eq!(tick(&app.pool, &store, at("2025-02-01T06:00:00Z")).await.unwrap().invoices, 0);
+    // Feb 10: the anniversary subscription bills Jan 10 - Feb 9 whole; the calendar one was billed already.
+    assert_eq!(tick(&app.pool, &store, at("2025-02-10T00:00:01Z")).await.unwrap().invoices, 1);
+    assert_eq!(tick(&app.pool, &store, at("2025-02-10T00:00:01Z")).await.unwrap().invoices, 0);
+
+    let cal = app.get("/api/v1/invoices?external_customer_id=c-cal").await.expect(200);
+    assert_eq!(cal.body["meta"]["total_count"], 1);
+    let inv = &cal.body["invoices"][0];
+    assert_eq!((inv["status"].clone(), inv["number"].as_str().unwrap().ends_with("-DRAFT")), (json!("draft"), true));
+    assert_eq!(inv["fees_amount_cents"], 2200);
+    assert_eq!(inv["issuing_date"], "2025-02-03");
+    let ann = app.get("/api/v1/invoices?external_customer_id=c-ann").await.expect(200);
+    assert_eq!(ann.body["meta"]["total_count"], 1);
+    assert_eq!(ann.body["invoices"][0]["fees_amount_cents"], 3100);
+    assert_eq!(ann.body["invoices"][0]["billing_periods"][0]["charges_to_datetime"], "2025-02-09T23:59:59Z");
+
+    // Finalizing numbers the draft.
+    let id = inv["lago_id"].as_str().unwrap();
+    let f = app.put(&format!("/api/v1/invoices/{id}/finalize"), &json!({})).await.expect(200);
+    assert_eq!(f.body["invoice"]["status"], "finalized");
+    assert!(f.body["invoice"]["number"].as_str().unwrap().ends_with("-001"));
+    // Concurrent clocks bill a boundary once.
+    let t = at("2025-03-01T00:00:01Z");
+    let (a, b) = tokio::join!(tick(&app.pool, &store, t), tick(&app.pool, &store, t));
+    assert_eq!(a.unwrap().invoices + b.unwrap().invoices, 1);
+}

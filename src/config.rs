@@ -22,6 +22,8 @@ pub enum Command {
     All,
     /// The HTTP API, ingest included.
     Serve,
+    /// The billing clock: invoices every subscription whose period ended.
+    Worker,
     /// Apply database migrations, then exit.
     Migrate,
     /// Manage organizations.
@@ -73,6 +75,10 @@ pub struct Config {
     /// Group-commit writes of events in flight at once (embedded mode). Fewer writes make bigger groups.
     #[arg(long, env = "BILLSTREAM_INGEST_MAX_INFLIGHT", default_value = "1", value_parser = parse_inflight, global = true)]
     pub ingest_max_inflight: usize,
+
+    /// Seconds between two runs of the billing clock (the `worker` role).
+    #[arg(long, env = "BILLSTREAM_BILLING_TICK_SECONDS", default_value = "60", value_parser = parse_tick, global = true)]
+    pub billing_tick_seconds: u64,
 
     /// Size of the PostgreSQL connection pool.
     #[arg(long, env = "BILLSTREAM_DB_MAX_CONNECTIONS", default_value = "16", value_parser = parse_pool_size, global = true)]
@@ -160,6 +166,15 @@ fn parse_inflight(s: &str) -> Result<usize, String> {
         _ => {
             Err(format!("BILLSTREAM_INGEST_MAX_INFLIGHT (--ingest-max-inflight): `{s}` must be a number from 1 to 64"))
         }
+    }
+}
+
+fn parse_tick(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (1..=86_400).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "BILLSTREAM_BILLING_TICK_SECONDS (--billing-tick-seconds): `{s}` must be a number of seconds from 1 to 86400"
+        )),
     }
 }
 

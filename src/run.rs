@@ -14,7 +14,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config;
     let api_key = config.resolve_api_key().map_err(anyhow::Error::msg)?;
     match cli.command.unwrap_or(Command::All) {
-        Command::All | Command::Serve => with_database(&config, |pool| serve(config.clone(), api_key, pool)).await,
+        Command::All => with_database(&config, |pool| all(config.clone(), api_key, pool)).await,
+        Command::Serve => with_database(&config, |pool| serve(config.clone(), api_key, pool)).await,
+        Command::Worker => with_database(&config, |pool| worker(config.clone(), pool)).await,
         Command::Migrate => {
             with_database(&config, |pool| async move {
                 billing::migrate(&pool).await?;
@@ -46,6 +48,34 @@ where
     let result = work(db.pool.clone()).await;
     db.shutdown().await;
     result
+}
+
+/// Every role in one process: the billing clock runs beside the API and stops with it.
+async fn all(config: Config, api_key: Option<String>, pool: PgPool) -> anyhow::Result<()> {
+    billing::migrate(&pool).await?;
+    let clock = tokio::spawn(billing_clock(config.clone(), pool.clone()));
+    let served = serve(config, api_key, pool).await;
+    clock.abort();
+    served
+}
+
+/// The `worker` role alone, until Ctrl-C or SIGTERM.
+async fn worker(config: Config, pool: PgPool) -> anyhow::Result<()> {
+    billing::migrate(&pool).await?;
+    tracing::info!(every_seconds = config.billing_tick_seconds, "billing clock started");
+    tokio::select! {
+        () = billing_clock(config, pool) => {},
+        () = shutdown_signal() => {},
+    }
+    Ok(())
+}
+
+/// The billing clock reads usage from the same event store the API writes.
+async fn billing_clock(config: Config, pool: PgPool) {
+    let events: std::sync::Arc<dyn aggregate::EventStore> =
+        std::sync::Arc::new(aggregate::postgres::PgEventStore::new(pool.clone()));
+    let every = std::time::Duration::from_secs(config.billing_tick_seconds);
+    billing::clock::run(pool, events, std::sync::Arc::new(billing::clock::SystemClock), every).await;
 }
 
 async fn serve(config: Config, api_key: Option<String>, pool: PgPool) -> anyhow::Result<()> {

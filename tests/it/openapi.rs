@@ -69,6 +69,10 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
     ("findAllCustomerAppliedCoupons", "get", "/customers/{external_customer_id}/applied_coupons"),
     ("deleteAppliedCoupon", "delete", "/customers/{external_customer_id}/applied_coupons/{applied_coupon_id}"),
     ("updateOrganization", "put", "/organizations"),
+    ("findAllInvoices", "get", "/invoices"),
+    ("findInvoice", "get", "/invoices/{lago_id}"),
+    ("finalizeInvoice", "put", "/invoices/{lago_id}/finalize"),
+    ("voidInvoice", "post", "/invoices/{lago_id}/void"),
 ];
 
 struct Spec {
@@ -218,6 +222,32 @@ async fn exercise(app: &TestApp) {
     app.get("/api/v1/events?external_subscription_id=sub_1&per_page=2").await.ok();
 
     exercise_catalog(app).await;
+    exercise_invoices(app).await;
+}
+
+/// The billing issue's operations: an invoice billed by the clock, shown, listed, finalized and voided.
+async fn exercise_invoices(app: &TestApp) {
+    app.post(
+        "/api/v1/plans",
+        &json!({"plan": {"name": "Billed", "code": "billed", "interval": "monthly", "amount_cents": 1000,
+                         "amount_currency": "EUR"}}),
+    )
+    .await
+    .ok();
+    app.post(
+        "/api/v1/subscriptions",
+        &json!({"subscription": {"external_customer_id": "billed-customer", "plan_code": "billed",
+                                 "external_id": "billed-sub", "subscription_at": "2024-01-01T00:00:00Z"}}),
+    )
+    .await
+    .ok();
+    let store = aggregate::postgres::PgEventStore::new(app.pool.clone());
+    billing::clock::tick(&app.pool, &store, chrono::Utc::now()).await.expect("billing clock");
+    let list = app.get("/api/v1/invoices?external_customer_id=billed-customer").await.ok();
+    let id = list.body["invoices"][0]["lago_id"].as_str().expect("an invoice").to_owned();
+    app.get(&format!("/api/v1/invoices/{id}")).await.ok();
+    app.put(&format!("/api/v1/invoices/{id}/finalize"), &json!({})).await.ok();
+    app.post(&format!("/api/v1/invoices/{id}/void"), &json!({})).await.ok();
 }
 
 /// The catalog issue's operations (taxes, add-ons, customers, plans, subscriptions, coupons, organization).

@@ -389,6 +389,16 @@ mod tests {
     }
 
     #[test]
+    fn a_termination_at_the_boundary_bills_the_period_that_ended() {
+        let plan = monthly(3_000);
+        let s = t("2026-01-01T00:00:00Z");
+        let b = terminating_boundaries(&plan, BillingTime::Calendar, s, s, t("2026-02-01T00:00:00Z"), Tz::UTC);
+        assert_eq!(b.charges, (s, t("2026-01-31T23:59:59.999999Z")));
+        let (from, to) = b.fee.unwrap();
+        assert_eq!(subscription_fee_cents(&plan, from, to, b.fee_period_days, None, Tz::UTC), d("3000"));
+    }
+
+    #[test]
     fn termination_of_a_plan_paid_in_advance_bills_no_fee() {
         let plan = PlanTerms { pay_in_advance: true, ..monthly(3_000) };
         let s = t("2026-01-01T00:00:00Z");

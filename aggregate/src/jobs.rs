@@ -341,9 +341,12 @@ fn complete(job: &JobSpec, rows: Vec<Row>) -> Vec<SubscriptionTotal> {
             total: Total { units, count: r.count },
         });
     }
+    // Buckets without events get a zero total; a set keeps this linear for jobs over many subscriptions.
+    let present: std::collections::HashSet<(String, Option<usize>)> =
+        out.iter().map(|t| (t.external_subscription_id.clone(), t.filter)).collect();
     for sub in &job.subscriptions {
         for filter in std::iter::once(None).chain((0..job.filters.len()).map(Some)) {
-            if !out.iter().any(|t| &t.external_subscription_id == sub && t.filter == filter) {
+            if !present.contains(&(sub.clone(), filter)) {
                 let mut units = Decimal::ZERO;
                 if let Some((f, p)) = job.metric.rounding {
                     units = round_units(units, f, p);

@@ -36,8 +36,10 @@ CREATE UNIQUE INDEX invoices_organization_sequence ON invoices (organization_id,
 
 -- Which subscription periods an invoice bills. The unique index is the billing clock's idempotency key: a charges
 -- period of a subscription is billed once, however often the clock fires or a termination races it.
+-- The invoice reference is checked at commit: a billing run first claims the periods it bills, then writes the
+-- invoices of the claims it won, in the same transaction.
 CREATE TABLE invoice_subscriptions (
-    invoice_id            uuid NOT NULL REFERENCES invoices (id) ON DELETE CASCADE,
+    invoice_id            uuid NOT NULL REFERENCES invoices (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
     organization_id       uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
     subscription_id       uuid NOT NULL REFERENCES subscriptions (id),
     invoicing_reason      text NOT NULL,

@@ -1,8 +1,9 @@
 //! The billing clock (the `worker` role): on each tick it bills every active subscription whose latest period
 //! boundary (in its customer's timezone, else the organization's) has passed since its last invoice, and issues the
 //! final invoice of every subscription terminated without one (a termination whose invoice was interrupted, a
-//! downgrade or `ending_at` reached). Each invoice is idempotent on its period (see `invoicer`), so ticks may
-//! repeat, overlap or run in several processes: a period is billed once.
+//! downgrade or `ending_at` reached), in one billing run (`invoicer::run_due`). Each invoice is idempotent on its
+//! period, so ticks may repeat, overlap or run in several processes: a period is billed once. A failed run is
+//! retried whole on the next tick.
 //!
 //! Time comes from a [`Clock`]: production uses the system time, tests set it.
 
@@ -16,8 +17,7 @@ use uuid::Uuid;
 use aggregate::EventStore;
 
 use crate::Result;
-use crate::domain::invoicing::Reason;
-use crate::invoicer::{self, Issued};
+use crate::invoicer;
 
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
@@ -63,8 +63,7 @@ pub struct Tick {
     pub failed: usize,
 }
 
-/// Bills what is due at `now`. A subscription that fails to bill is logged and retried on the next tick; it does
-/// not stop the others.
+/// Bills what is due at `now`: refreshes the statuses time changes, then one billing run over every organization.
 pub async fn tick(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>) -> Result<Tick> {
     let orgs: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM organizations").fetch_all(pool).await?;
     for org in &orgs {
@@ -72,34 +71,8 @@ pub async fn tick(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>) ->
         crate::store::subscriptions::refresh(&mut conn, *org).await?;
         crate::store::coupons::refresh(&mut conn, *org).await?;
     }
-    // Active subscriptions, and terminated ones whose final invoice is missing (the last week: older ones were
-    // either billed or terminated before invoices existed).
-    let due: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
-        "SELECT s.organization_id, s.id, s.status FROM subscriptions s
-         WHERE s.status = 'active' AND coalesce(s.started_at, s.subscription_at) < $1
-            OR (s.status = 'terminated' AND s.on_termination_invoice = 'generate'
-                AND s.terminated_at > $1 - interval '7 days' AND s.terminated_at <= $1
-                AND NOT EXISTS (SELECT 1 FROM invoice_subscriptions i WHERE i.subscription_id = s.id
-                                AND i.invoicing_reason = 'subscription_terminating'))
-         ORDER BY s.organization_id, s.id",
-    )
-    .bind(now)
-    .fetch_all(pool)
-    .await?;
-    let mut report = Tick::default();
-    for (org, sub, status) in due {
-        let reason = if status == "terminated" { Reason::Terminating } else { Reason::Periodic };
-        match invoicer::issue(pool, events, org, sub, reason, now).await {
-            Ok(Issued::Invoice(_)) => report.invoices += 1,
-            Ok(Issued::AlreadyBilled) => report.already_billed += 1,
-            Ok(Issued::NothingDue) => {}
-            Err(e) => {
-                report.failed += 1;
-                tracing::error!(organization_id = %org, subscription_id = %sub, error = %e, "billing failed");
-            }
-        }
-    }
-    Ok(report)
+    let report = invoicer::run_due(pool, events, now).await?;
+    Ok(Tick { invoices: report.invoices, already_billed: report.already_billed, failed: report.failed })
 }
 
 /// Runs [`tick`] every `every` until the process stops.

@@ -97,7 +97,7 @@ pub async fn find(pool: &PgPool, org: Uuid, code: &str) -> Result<Option<Metric>
     find_in(&mut conn, org, code, false).await
 }
 
-async fn find_in(conn: &mut PgConnection, org: Uuid, code: &str, for_update: bool) -> Result<Option<Metric>> {
+pub async fn find_in(conn: &mut PgConnection, org: Uuid, code: &str, for_update: bool) -> Result<Option<Metric>> {
     let lock = if for_update { "FOR UPDATE" } else { "" };
     let row: Option<Row> = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM billable_metrics

@@ -141,6 +141,21 @@ pub async fn find_by_id(conn: &mut PgConnection, org: Uuid, id: Uuid) -> Result<
     }
 }
 
+/// Customers by id, deleted or not (for a billing run).
+pub async fn find_by_ids(conn: &mut PgConnection, org: Uuid, ids: &[Uuid]) -> Result<Vec<Customer>> {
+    let rows = sqlx::query(sql(format!(
+        "SELECT {} FROM customers c JOIN organizations o ON o.id = c.organization_id
+         WHERE c.organization_id = $1 AND c.id = ANY($2)",
+        select_columns()
+    )))
+    .bind(org)
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let customers = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+    complete(conn, org, customers).await
+}
+
 pub async fn find(pool: &PgPool, org: Uuid, external_id: &str) -> Result<Option<Customer>> {
     let mut conn = pool.acquire().await?;
     find_in(&mut conn, org, external_id, false).await

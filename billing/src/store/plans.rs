@@ -166,6 +166,17 @@ pub async fn find_row_by_id(conn: &mut PgConnection, org: Uuid, id: Uuid) -> Res
         .await?)
 }
 
+/// Plans by id, with their charges and taxes (for a billing run).
+pub async fn load_by_ids(conn: &mut PgConnection, org: Uuid, ids: &[Uuid]) -> Result<Vec<Plan>> {
+    let rows: Vec<PlanRow> =
+        sqlx::query_as(sql(format!("SELECT {PLAN_COLUMNS} FROM plans WHERE organization_id = $1 AND id = ANY($2)")))
+            .bind(org)
+            .bind(ids)
+            .fetch_all(&mut *conn)
+            .await?;
+    load(conn, org, rows).await
+}
+
 pub async fn find(pool: &PgPool, org: Uuid, code: &str) -> Result<Option<Plan>> {
     let mut conn = pool.acquire().await?;
     match find_row(&mut conn, org, code, false).await? {

@@ -14,6 +14,7 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Subscription {
     pub id: Uuid,
+    pub organization_id: Uuid,
     pub customer_id: Uuid,
     pub plan_id: Uuid,
     pub external_id: String,
@@ -44,7 +45,8 @@ pub struct Subscription {
     pub next_activates_at: Option<DateTime<Utc>>,
 }
 
-const SELECT: &str = "SELECT s.id, s.customer_id, s.plan_id, s.external_id, s.name, s.status, s.billing_time,
+const SELECT: &str =
+    "SELECT s.id, s.organization_id, s.customer_id, s.plan_id, s.external_id, s.name, s.status, s.billing_time,
         s.subscription_at, s.started_at, s.ending_at, s.terminated_at, s.canceled_at, s.previous_subscription_id,
         s.activates_at, s.on_termination_credit_note, s.on_termination_invoice, s.created_at,
         c.external_id AS external_customer_id,
@@ -107,6 +109,23 @@ pub async fn refresh(conn: &mut PgConnection, org: Uuid) -> Result<()> {
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// What a billing run at `now` looks at, in every organization: active subscriptions that started before `now`,
+/// and subscriptions terminated in the last week whose final invoice is missing (a termination whose invoice was
+/// interrupted, a downgrade or `ending_at` reached).
+pub async fn billable(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<Vec<Subscription>> {
+    Ok(sqlx::query_as(sql(format!(
+        "{SELECT} WHERE (s.status = 'active' AND coalesce(s.started_at, s.subscription_at) < $1)
+            OR (s.status = 'terminated' AND s.on_termination_invoice = 'generate'
+                AND s.terminated_at > $1 - interval '7 days' AND s.terminated_at <= $1
+                AND NOT EXISTS (SELECT 1 FROM invoice_subscriptions i WHERE i.subscription_id = s.id
+                                AND i.invoicing_reason = 'subscription_terminating'))
+         ORDER BY s.organization_id, s.customer_id, s.id"
+    )))
+    .bind(now)
+    .fetch_all(conn)
+    .await?)
 }
 
 pub async fn get(conn: &mut PgConnection, org: Uuid, id: Uuid) -> Result<Subscription> {

@@ -1,0 +1,162 @@
+//! Billing run benchmark: one billing clock tick over many subscriptions with usage, on a real PostgreSQL, beside
+//! PostgreSQL's own `COPY` of the same number of invoice rows measured in the same run (the floor of writing them).
+//!
+//! `cargo bench --bench billing` bills 100k monthly subscriptions (two charges each, over 200k events) at one
+//! boundary and prints subscriptions per second; under `cargo test` it bills a few hundred, so the test run stays
+//! fast. Each iteration bills a new month, so every run does the whole work.
+
+use std::time::{Duration, Instant};
+
+use aggregate::EventStore;
+use aggregate::postgres::PgEventStore;
+use chrono::{DateTime, Months, Utc};
+use schemas::event::Event;
+use uuid::Uuid;
+
+fn full_run() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap_or_default()
+}
+
+async fn catalog(pool: &sqlx::PgPool, org: Uuid, subscriptions: usize) {
+    let q = |sql: &'static str| sqlx::query(sql).bind(org);
+    q("INSERT INTO billable_metrics (id, organization_id, name, code, aggregation_type) VALUES
+         (gen_random_uuid(), $1, 'Calls', 'calls', 'count_agg'),
+         (gen_random_uuid(), $1, 'Storage', 'storage', 'sum_agg')")
+    .execute(pool)
+    .await
+    .expect("metrics");
+    sqlx::query("UPDATE billable_metrics SET field_name = 'gb' WHERE code = 'storage'")
+        .execute(pool)
+        .await
+        .expect("field");
+    q("INSERT INTO plans (id, organization_id, name, code, interval, amount_cents, amount_currency)
+         VALUES (gen_random_uuid(), $1, 'Pro', 'pro', 'monthly', 4900, 'EUR')")
+    .execute(pool)
+    .await
+    .expect("plan");
+    q(r#"INSERT INTO charges (id, organization_id, plan_id, billable_metric_id, code, charge_model, properties)
+         SELECT gen_random_uuid(), $1, p.id, m.id, m.code,
+                CASE m.code WHEN 'calls' THEN 'graduated' ELSE 'package' END,
+                CASE m.code WHEN 'calls' THEN '{"graduated_ranges": [
+                        {"from_value": 0, "to_value": 1, "per_unit_amount": "0", "flat_amount": "0"},
+                        {"from_value": 2, "to_value": null, "per_unit_amount": "0.5", "flat_amount": "1"}]}'::jsonb
+                     ELSE '{"amount": "5", "package_size": "10", "free_units": "0"}'::jsonb END
+         FROM plans p, billable_metrics m WHERE p.organization_id = $1 AND m.organization_id = $1"#)
+    .execute(pool)
+    .await
+    .expect("charges");
+    sqlx::query(
+        "INSERT INTO customers (id, organization_id, external_id, sequential_id, slug, currency)
+         SELECT gen_random_uuid(), $1, 'cust_' || i, i, 'CUS-' || i, 'EUR' FROM generate_series(1, $2) i",
+    )
+    .bind(org)
+    .bind(subscriptions as i64)
+    .execute(pool)
+    .await
+    .expect("customers");
+    sqlx::query(
+        "INSERT INTO subscriptions (id, organization_id, customer_id, plan_id, external_id, status, billing_time,
+             subscription_at, started_at)
+         SELECT gen_random_uuid(), $1, c.id, p.id, 'sub_' || c.sequential_id, 'active', 'calendar',
+                '2024-01-01T00:00:00Z', '2024-01-01T00:00:00Z'
+         FROM customers c, plans p WHERE c.organization_id = $1 AND p.organization_id = $1",
+    )
+    .bind(org)
+    .execute(pool)
+    .await
+    .expect("subscriptions");
+}
+
+/// Two events per subscription in each month billed: one call and some storage.
+fn events(org: Uuid, subscriptions: usize, month: DateTime<Utc>) -> Vec<Event> {
+    (0..subscriptions * 2)
+        .map(|i| {
+            let sub = i % subscriptions + 1;
+            let storage = i >= subscriptions;
+            Event {
+                organization_id: org,
+                external_subscription_id: format!("sub_{sub}"),
+                transaction_id: format!("{}-{i}", month.timestamp()),
+                code: if storage { "storage" } else { "calls" }.into(),
+                timestamp: month + chrono::Duration::hours((i % 600) as i64),
+                properties: if storage { format!(r#"{{"gb": {}}}"#, sub % 37) } else { "{}".into() },
+                precise_total_amount_cents: None,
+                ingested_at: month,
+            }
+        })
+        .collect()
+}
+
+fn main() {
+    let subscriptions = if full_run() { 100_000usize } else { 300 };
+    let months = if full_run() { 2 } else { 1 };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let db = testkit::TestPostgres::shared().database();
+    runtime.block_on(async {
+        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(8).connect(&db.url()).await.expect("connect");
+        billing::migrate(&pool).await.expect("migrate");
+        let (org, _) = billing::store::organizations::create(&pool, "Bench", None).await.expect("org");
+        catalog(&pool, org.id, subscriptions).await;
+        let store = PgEventStore::new(pool.clone());
+        let start = t("2024-01-01T00:00:00Z");
+        for m in 0..months {
+            let month = start.checked_add_months(Months::new(m)).unwrap_or(start);
+            for chunk in events(org.id, subscriptions, month).chunks(20_000) {
+                store.write(chunk).await.expect("events");
+            }
+        }
+        sqlx::query("ANALYZE").execute(&pool).await.expect("analyze");
+        for m in 1..=months {
+            let boundary = start.checked_add_months(Months::new(m)).unwrap_or(start) + chrono::Duration::seconds(1);
+            let began = Instant::now();
+            let tick = billing::clock::tick(&pool, &store, boundary).await.expect("billing run");
+            let took = began.elapsed();
+            assert_eq!(tick.invoices, subscriptions, "every subscription billed once");
+            println!(
+                "billing run: {} subscriptions in {:.2} s = {:.0} subscriptions/s",
+                tick.invoices,
+                took.as_secs_f64(),
+                tick.invoices as f64 / took.as_secs_f64().max(1e-9)
+            );
+        }
+        // The reference: PostgreSQL's COPY of as many rows into a table shaped like the fees (the cheapest way
+        // Postgres can take them), in the same run.
+        let mut conn = pool.acquire().await.expect("conn");
+        sqlx::query("CREATE TABLE copy_ref (LIKE fees INCLUDING DEFAULTS)").execute(&mut *conn).await.expect("ref");
+        let began = Instant::now();
+        let mut copy = conn
+            .copy_in_raw(
+                "COPY copy_ref (id, organization_id, invoice_id, position, fee_type, item_code, item_name, item_id,
+                     item_type, amount_cents, precise_amount_cents, amount_currency, taxes_amount_cents,
+                     taxes_precise_amount_cents, taxes_rate, units, total_aggregated_units, unit_amount_cents,
+                     precise_unit_amount) FROM STDIN",
+            )
+            .await
+            .expect("copy");
+        let rows = subscriptions * 3;
+        let mut buf = String::new();
+        for _ in 0..rows {
+            let id = Uuid::new_v4();
+            buf.push_str(&format!(
+                "{id}\t{}\t{id}\t0\tcharge\tcalls\tCalls\t{id}\tBillableMetric\t150\t150\tEUR\t0\t0\t0\t2\t2\t75\t0.75\n",
+                org.id
+            ));
+            if buf.len() > 1 << 20 {
+                copy.send(buf.as_bytes()).await.expect("copy data");
+                buf.clear();
+            }
+        }
+        copy.send(buf.as_bytes()).await.expect("copy data");
+        copy.finish().await.expect("copy finish");
+        let took = began.elapsed().max(Duration::from_nanos(1));
+        println!(
+            "reference: COPY of {rows} fee rows in {:.2} s = {:.0} rows/s",
+            took.as_secs_f64(),
+            rows as f64 / took.as_secs_f64()
+        );
+    });
+}

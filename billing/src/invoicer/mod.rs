@@ -1,0 +1,397 @@
+//! Issues subscription invoices. A billing run loads the subscriptions due (and their plans, customers,
+//! organizations, metrics) in bulk, computes each one's billed periods with the pure domain
+//! (`domain::invoicing`), asks `aggregate` for the usage of every charge once per plan and window over all the
+//! subscriptions that share them (`usage`), and writes the invoices in batches (`writer`, which holds the
+//! idempotency and crash guarantees). A termination bills one subscription through the same path.
+//!
+//! The same computation, stored nowhere, serves the current usage of a subscription.
+
+mod usage;
+mod writer;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use serde_json::Map;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use aggregate::EventStore;
+use aggregate::semantics::Window;
+
+use crate::domain::invoicing::{self, Boundaries, DraftFee, PlanTerms, Reason};
+use crate::domain::money::Currency;
+use crate::domain::periods::{BillingTime, Interval, Schedule, local_date};
+use crate::store::billable_metrics::{self, Metric};
+use crate::store::customers::{self, Customer};
+use crate::store::organizations::{self, OrganizationSettings};
+use crate::store::plans::{self, Plan};
+use crate::store::subscriptions::{self, Subscription};
+use crate::store::taxes::Tax;
+use crate::{Error, Result};
+
+pub use usage::FeeDraft;
+
+/// What an organization contributes to its invoices.
+struct OrgData {
+    settings: OrganizationSettings,
+    taxes: Vec<Tax>,
+    /// The live billable metrics its plans' charges use, by code.
+    metrics: HashMap<String, Metric>,
+}
+
+/// Everything an invoice of one subscription is computed from.
+pub(crate) struct Context {
+    sub: Subscription,
+    plan: Arc<Plan>,
+    customer: Arc<Customer>,
+    org: Arc<OrgData>,
+    tz: Tz,
+    currency: Currency,
+}
+
+impl Context {
+    fn terms(&self) -> PlanTerms {
+        PlanTerms {
+            interval: Interval::parse(&self.plan.row.interval).unwrap_or(Interval::Monthly),
+            amount_cents: self.plan.row.amount_cents,
+            pay_in_advance: self.plan.row.pay_in_advance,
+            bill_charges_monthly: self.plan.row.bill_charges_monthly.unwrap_or(false),
+            trial_days: self.plan.row.trial_period.unwrap_or_default(),
+        }
+    }
+
+    fn billing_time(&self) -> BillingTime {
+        if self.sub.billing_time == "anniversary" { BillingTime::Anniversary } else { BillingTime::Calendar }
+    }
+
+    fn started_at(&self) -> DateTime<Utc> {
+        self.sub.started_at.unwrap_or(self.sub.subscription_at)
+    }
+
+    fn plan_ids(&self) -> Vec<Uuid> {
+        std::iter::once(self.plan.row.id).chain(self.plan.row.parent_id).collect()
+    }
+
+    /// Taxes of a fee: its own level (charge), else the plan's, the customer's, the organization's.
+    fn taxes_for(&self, own: &[Tax]) -> Vec<Tax> {
+        [own, &self.plan.taxes, &self.customer.taxes, &self.org.taxes]
+            .into_iter()
+            .find(|l| !l.is_empty())
+            .map(<[Tax]>::to_vec)
+            .unwrap_or_default()
+    }
+
+    /// The schedule of the charges (monthly for a yearly plan that bills its charges monthly).
+    fn charges_schedule(&self) -> Schedule {
+        let terms = self.terms();
+        let interval = if terms.bill_charges_monthly { Interval::Monthly } else { terms.interval };
+        Schedule { interval, billing_time: self.billing_time(), anchor: local_date(self.tz, self.sub.subscription_at) }
+    }
+
+    /// The periods billed for `reason` at `at`; `None` when no period ended.
+    fn boundaries(&self, reason: Reason, at: DateTime<Utc>) -> Option<Boundaries> {
+        let terms = self.terms();
+        match reason {
+            Reason::Periodic => {
+                let boundary = self.charges_schedule().period_containing(local_date(self.tz, at)).start;
+                invoicing::periodic_boundaries(
+                    &terms,
+                    self.billing_time(),
+                    self.sub.subscription_at,
+                    self.started_at(),
+                    boundary,
+                    self.tz,
+                )
+            }
+            Reason::Terminating => Some(invoicing::terminating_boundaries(
+                &terms,
+                self.billing_time(),
+                self.sub.subscription_at,
+                self.started_at(),
+                self.sub.terminated_at.unwrap_or(at),
+                self.tz,
+            )),
+        }
+    }
+
+    /// The subscription fee of `b`, if one is due.
+    fn subscription_fee(&self, b: &Boundaries) -> Option<FeeDraft> {
+        let (from, to) = b.fee?;
+        let terms = self.terms();
+        let trial_end = crate::domain::subscription::trial_ended_at(
+            Some(self.started_at()),
+            Some(terms.trial_days),
+            DateTime::<Utc>::MAX_UTC,
+        );
+        let precise = invoicing::subscription_fee_cents(&terms, from, to, b.fee_period_days, trial_end, self.tz);
+        let cents = invoicing::round_cents(precise);
+        let row = &self.plan.row;
+        Some(FeeDraft {
+            fee_type: "subscription",
+            charge_id: None,
+            charge_filter_id: None,
+            item_id: self.sub.id,
+            item_type: "Subscription",
+            item_code: row.code.clone(),
+            item_name: row.name.clone(),
+            item_description: row.description.clone(),
+            item_invoice_display_name: row.invoice_display_name.clone(),
+            item_filter_invoice_display_name: None,
+            filters: None,
+            grouped_by: Map::new(),
+            amount_cents: cents,
+            precise_amount_cents: precise,
+            units: Decimal::ONE,
+            events_count: None,
+            unit_amount_cents: cents,
+            precise_unit_amount: precise / self.currency.subunits(),
+            invoiceable: true,
+            from: Some(from),
+            to: Some(to),
+            taxes: self.taxes_for(&[]),
+            billable_metric: None,
+            charge_model: None,
+            aggregation_type: None,
+        })
+    }
+}
+
+/// The stored taxes of a set of fees, by code.
+fn store_taxes(fees: &[&FeeDraft]) -> HashMap<String, Tax> {
+    fees.iter().flat_map(|f| &f.taxes).map(|t| (t.code.clone(), t.clone())).collect()
+}
+
+/// Loads the contexts of `subs` (any organizations), sharing plans, customers and organization data.
+async fn contexts(conn: &mut PgConnection, subs: Vec<Subscription>) -> Result<Vec<Context>> {
+    let mut by_org: HashMap<Uuid, Vec<Subscription>> = HashMap::new();
+    for s in subs {
+        by_org.entry(s.organization_id).or_default().push(s);
+    }
+    let mut out = Vec::new();
+    for (org, subs) in by_org {
+        let settings = organizations::settings(conn, org, false).await?;
+        let taxes: Vec<Tax> = sqlx::query_as(
+            "SELECT id, name, code, description, rate, applied_to_organization, created_at FROM taxes
+             WHERE organization_id = $1 AND applied_to_organization AND deleted_at IS NULL ORDER BY code",
+        )
+        .bind(org)
+        .fetch_all(&mut *conn)
+        .await?;
+        let plan_ids: Vec<Uuid> = subs.iter().map(|s| s.plan_id).collect::<BTreeSet<_>>().into_iter().collect();
+        let plans: HashMap<Uuid, Arc<Plan>> =
+            plans::load_by_ids(conn, org, &plan_ids).await?.into_iter().map(|p| (p.row.id, Arc::new(p))).collect();
+        let customer_ids: Vec<Uuid> = subs.iter().map(|s| s.customer_id).collect::<BTreeSet<_>>().into_iter().collect();
+        let customers: HashMap<Uuid, Arc<Customer>> =
+            customers::find_by_ids(conn, org, &customer_ids).await?.into_iter().map(|c| (c.id, Arc::new(c))).collect();
+        let codes: BTreeSet<&String> =
+            plans.values().flat_map(|p| p.charges.iter().map(|c| &c.billable_metric_code)).collect();
+        let mut metrics = HashMap::new();
+        for code in codes {
+            if let Some(m) = billable_metrics::find_in(conn, org, code, false).await? {
+                metrics.insert(code.clone(), m);
+            }
+        }
+        let data = Arc::new(OrgData { settings, taxes, metrics });
+        for sub in subs {
+            let plan = plans.get(&sub.plan_id).cloned().ok_or(Error::NotFound("plan"))?;
+            let customer = customers.get(&sub.customer_id).cloned().ok_or(Error::NotFound("customer"))?;
+            let currency = Currency::from_code(&plan.row.amount_currency)
+                .ok_or_else(|| Error::Internal(format!("plan currency {} is unknown", plan.row.amount_currency)))?;
+            out.push(Context {
+                tz: sub.timezone.parse().unwrap_or(Tz::UTC),
+                sub,
+                plan,
+                customer,
+                org: data.clone(),
+                currency,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn charges_window(b: &Boundaries) -> Window {
+    Window { from: b.charges.0, to: b.charges.1, duration_days: b.charges_period_days }
+}
+
+/// The contexts whose period `b` is not billed yet.
+async fn unbilled(conn: &mut PgConnection, due: &[(Context, Reason, Boundaries)]) -> Result<Vec<bool>> {
+    let subs: Vec<Uuid> = due.iter().map(|d| d.0.sub.id).collect();
+    let starts: Vec<DateTime<Utc>> = due.iter().map(|d| d.2.charges.0).collect();
+    let billed: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT d.id, d.start FROM unnest($1::uuid[], $2::timestamptz[]) AS d(id, start)
+         WHERE EXISTS (SELECT 1 FROM invoice_subscriptions i
+                       WHERE i.subscription_id = d.id AND i.charges_from_datetime = d.start)",
+    )
+    .bind(&subs)
+    .bind(&starts)
+    .fetch_all(&mut *conn)
+    .await?;
+    let billed: std::collections::HashSet<(Uuid, DateTime<Utc>)> = billed.into_iter().collect();
+    Ok(due.iter().map(|d| !billed.contains(&(d.0.sub.id, d.2.charges.0))).collect())
+}
+
+/// What a billing run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunReport {
+    pub invoices: usize,
+    pub already_billed: usize,
+    /// Invoices of batches that failed to write (retried on the next run).
+    pub failed: usize,
+}
+
+/// Subscriptions written per transaction: big enough to amortize the round trips, small enough to hold the
+/// organizations' locks briefly.
+const BATCH: usize = 500;
+
+/// Bills every subscription due at `now` and every terminated subscription whose final invoice is missing.
+pub async fn run_due(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>) -> Result<RunReport> {
+    let mut conn = pool.acquire().await?;
+    let subs = subscriptions::billable(&mut conn, now).await?;
+    let ctxs = contexts(&mut conn, subs).await?;
+    let mut due: Vec<(Context, Reason, Boundaries)> = Vec::new();
+    for ctx in ctxs {
+        let reason = if ctx.sub.status == "terminated" { Reason::Terminating } else { Reason::Periodic };
+        if let Some(b) = ctx.boundaries(reason, now) {
+            due.push((ctx, reason, b));
+        }
+    }
+    let keep = unbilled(&mut conn, &due).await?;
+    drop(conn);
+    let mut report = RunReport { already_billed: keep.iter().filter(|k| !**k).count(), ..RunReport::default() };
+    let due: Vec<(Context, Reason, Boundaries)> =
+        due.into_iter().zip(keep).filter(|(_, k)| *k).map(|(d, _)| d).collect();
+    let refs: Vec<&Context> = due.iter().map(|d| &d.0).collect();
+    let windows: Vec<Window> = due.iter().map(|d| charges_window(&d.2)).collect();
+    let mut charges = usage::charge_fees(events, &refs, &windows, |c| !c.attrs.pay_in_advance).await?;
+    // The subscriptions are ordered by organization and customer, so a batch keeps a customer's invoices together.
+    for chunk in due.chunks(BATCH) {
+        let batch: Vec<writer::Pending> = chunk
+            .iter()
+            .map(|(ctx, reason, b)| writer::Pending {
+                ctx,
+                reason: *reason,
+                boundaries: *b,
+                fees: ctx
+                    .subscription_fee(b)
+                    .into_iter()
+                    .chain(charges.remove(&ctx.sub.id).unwrap_or_default())
+                    .collect(),
+            })
+            .collect();
+        let size = batch.len();
+        let written = match writer::write(pool, batch).await {
+            Ok(w) => w,
+            Err(e) => {
+                // The batch's transaction rolled back whole; the next run bills it again.
+                tracing::error!(error = %e, invoices = size, "writing a batch of invoices failed");
+                report.failed += size;
+                continue;
+            }
+        };
+        report.invoices += written.invoices.len();
+        report.already_billed += written.already_billed;
+        for _ in &written.invoices {
+            ::metrics::counter!("billstream_invoices_total").increment(1);
+        }
+    }
+    Ok(report)
+}
+
+/// What [`issue`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issued {
+    Invoice(Uuid),
+    /// The period was billed already; nothing was written.
+    AlreadyBilled,
+    /// No period ended for this subscription at that instant.
+    NothingDue,
+}
+
+/// Issues the invoice of one subscription for `reason`: the period that ended at the boundary on or before `at`
+/// (periodic), or the current period up to its termination (terminating).
+pub async fn issue(
+    pool: &PgPool,
+    events: &dyn EventStore,
+    org: Uuid,
+    subscription: Uuid,
+    reason: Reason,
+    at: DateTime<Utc>,
+) -> Result<Issued> {
+    let mut conn = pool.acquire().await?;
+    let sub = subscriptions::get(&mut conn, org, subscription).await?;
+    let ctx = contexts(&mut conn, vec![sub]).await?.pop().ok_or(Error::NotFound("subscription"))?;
+    let Some(b) = ctx.boundaries(reason, at) else { return Ok(Issued::NothingDue) };
+    let due = vec![(ctx, reason, b)];
+    if !unbilled(&mut conn, &due).await?.first().copied().unwrap_or(false) {
+        return Ok(Issued::AlreadyBilled);
+    }
+    drop(conn);
+    let (ctx, reason, b) = &due[0];
+    let mut charges = usage::charge_fees(events, &[ctx], &[charges_window(b)], |c| !c.attrs.pay_in_advance).await?;
+    let fees = ctx.subscription_fee(b).into_iter().chain(charges.remove(&ctx.sub.id).unwrap_or_default()).collect();
+    let written = writer::write(pool, vec![writer::Pending { ctx, reason: *reason, boundaries: *b, fees }]).await?;
+    match written.invoices.first() {
+        Some((_, id)) => {
+            ::metrics::counter!("billstream_invoices_total").increment(1);
+            Ok(Issued::Invoice(*id))
+        }
+        None => Ok(Issued::AlreadyBilled),
+    }
+}
+
+/// The usage of the current period of an active subscription, priced, stored nowhere (Lago's current_usage).
+pub struct CurrentUsage {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub issuing_date: chrono::NaiveDate,
+    pub currency: &'static str,
+    pub fees: Vec<FeeDraft>,
+    pub taxes_amount_cents: i64,
+}
+
+pub async fn current_usage(
+    pool: &PgPool,
+    events: &dyn EventStore,
+    org: Uuid,
+    subscription: Uuid,
+    now: DateTime<Utc>,
+) -> Result<CurrentUsage> {
+    let mut conn = pool.acquire().await?;
+    let sub = subscriptions::get(&mut conn, org, subscription).await?;
+    let ctx = contexts(&mut conn, vec![sub]).await?.pop().ok_or(Error::NotFound("subscription"))?;
+    drop(conn);
+    let schedule = ctx.charges_schedule();
+    let today = local_date(ctx.tz, now).max(local_date(ctx.tz, ctx.started_at()));
+    let period = schedule.period_containing(today);
+    let (start, end) = period.to_utc(ctx.tz);
+    let from = start.max(ctx.started_at());
+    let window = Window { from, to: end, duration_days: schedule.duration_days(&period) };
+    let fees = usage::charge_fees(events, &[&ctx], &[window], |_| true).await?.remove(&ctx.sub.id).unwrap_or_default();
+    let drafts: Vec<DraftFee> = fees
+        .iter()
+        .map(|f| DraftFee {
+            amount_cents: f.amount_cents,
+            plans: ctx.plan_ids(),
+            billable_metric: f.billable_metric,
+            taxes: f
+                .taxes
+                .iter()
+                .map(|t| crate::domain::invoice_totals::Tax { code: t.code.clone(), rate: t.rate })
+                .collect(),
+        })
+        .collect();
+    let computed = invoicing::compute(&drafts, &[], ctx.currency.code);
+    Ok(CurrentUsage {
+        from,
+        to: end,
+        issuing_date: period.end.succ_opt().unwrap_or(period.end),
+        currency: ctx.currency.code,
+        fees,
+        taxes_amount_cents: computed.totals.taxes_amount_cents,
+    })
+}

@@ -1,0 +1,258 @@
+//! Usage of many subscriptions at once, as fee drafts: subscriptions that share a plan and a charges window are
+//! aggregated together, one `aggregate` job per charge over all of them (one scan of the store per metric, not one
+//! per subscription), then each subscription's totals are priced by its charge's model.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use aggregate::EventStore;
+use aggregate::details::{BucketDetail, BucketKey};
+use aggregate::jobs::{JobSpec, SubscriptionTotal};
+use aggregate::semantics::{AggregationType, ChargeFilter, Group, MetricSpec, RoundingFunction, Window};
+
+use super::Context;
+use crate::domain::charge::ALL_FILTER_VALUES;
+use crate::domain::charge_models::{ChargeModel, Usage};
+use crate::domain::invoicing;
+use crate::store::billable_metrics::Metric;
+use crate::store::plans::Charge;
+use crate::store::taxes::Tax;
+use crate::{Error, Result};
+
+/// One fee as it will be stored.
+#[derive(Debug, Clone)]
+pub struct FeeDraft {
+    pub fee_type: &'static str,
+    pub charge_id: Option<Uuid>,
+    pub charge_filter_id: Option<Uuid>,
+    pub item_id: Uuid,
+    pub item_type: &'static str,
+    pub item_code: String,
+    pub item_name: String,
+    pub item_description: Option<String>,
+    pub item_invoice_display_name: Option<String>,
+    pub item_filter_invoice_display_name: Option<String>,
+    pub filters: Option<Value>,
+    pub grouped_by: Map<String, Value>,
+    pub amount_cents: i64,
+    pub precise_amount_cents: Decimal,
+    pub units: Decimal,
+    pub events_count: Option<i64>,
+    pub unit_amount_cents: i64,
+    pub precise_unit_amount: Decimal,
+    pub invoiceable: bool,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub taxes: Vec<Tax>,
+    pub billable_metric: Option<Uuid>,
+    /// For the usage breakdown: the charge's model and its metric's aggregation.
+    pub charge_model: Option<String>,
+    pub aggregation_type: Option<String>,
+}
+
+fn metric_spec(m: &Metric) -> Result<MetricSpec> {
+    let agg = m.attrs.aggregation_type.as_deref().unwrap_or_default();
+    let aggregation_type = AggregationType::parse(agg)
+        .ok_or_else(|| Error::Internal(format!("aggregation type {agg} has no aggregation")))?;
+    Ok(MetricSpec {
+        aggregation_type,
+        field_name: m.attrs.field_name.clone(),
+        recurring: m.attrs.recurring,
+        rounding: m
+            .attrs
+            .rounding_function
+            .as_deref()
+            .and_then(RoundingFunction::parse)
+            .map(|f| (f, m.attrs.rounding_precision.unwrap_or(0))),
+    })
+}
+
+/// A charge filter with Lago's catch-all value expanded to the metric's values for that key.
+fn charge_filter(values: &BTreeMap<String, Vec<String>>, metric: &Metric) -> ChargeFilter {
+    let values = values
+        .iter()
+        .map(|(key, vs)| {
+            let all = vs.iter().any(|v| v == ALL_FILTER_VALUES);
+            let vs = if all {
+                metric.filters.iter().find(|f| &f.key == key).map(|f| f.values.clone()).unwrap_or_default()
+            } else {
+                vs.clone()
+            };
+            (key.clone(), vs)
+        })
+        .collect();
+    ChargeFilter { values }
+}
+
+fn grouped_by(properties: &Map<String, Value>) -> Vec<String> {
+    properties
+        .get("pricing_group_keys")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+fn group_object(keys: &[String], group: &Group) -> Map<String, Value> {
+    keys.iter().zip(group).map(|(k, v)| (k.clone(), v.clone().map(Value::String).unwrap_or(Value::Null))).collect()
+}
+
+/// Models whose price needs each event, not only the total.
+fn needs_events(model: &ChargeModel) -> bool {
+    match model {
+        ChargeModel::Percentage(p) => {
+            p.free_units_per_events > 0
+                || !p.free_units_per_total_aggregation.is_zero()
+                || p.per_transaction_min_amount.is_some()
+                || p.per_transaction_max_amount.is_some()
+        }
+        ChargeModel::Dynamic => true,
+        _ => false,
+    }
+}
+
+fn models_of(charge: &Charge) -> Result<(ChargeModel, Vec<ChargeModel>)> {
+    let parse = |props: &Map<String, Value>| {
+        ChargeModel::from_properties(&charge.attrs.charge_model, props)
+            .map_err(|e| Error::Internal(format!("charge {}: {e}", charge.id)))
+    };
+    let own = parse(&charge.attrs.properties)?;
+    let filters = charge.filters.iter().map(|f| parse(&f.attrs.properties)).collect::<Result<Vec<_>>>()?;
+    Ok((own, filters))
+}
+
+/// The fees of one charge for one subscription, from its bucket totals: one per filter bucket (and the events that
+/// matched no filter, when there are some) and pricing group.
+fn price(
+    ctx: &Context,
+    charge: &Charge,
+    metric: &Metric,
+    totals: &[&SubscriptionTotal],
+    details: Option<&HashMap<BucketKey, BucketDetail>>,
+    window: Window,
+) -> Result<Vec<FeeDraft>> {
+    let keys = grouped_by(&charge.attrs.properties);
+    let (own, by_filter) = models_of(charge)?;
+    let mut fees = Vec::new();
+    for t in totals {
+        // A charge with filters bills the events outside them only when there are some (Lago's remainder fee).
+        if t.filter.is_none() && !charge.filters.is_empty() && t.total.count == 0 {
+            continue;
+        }
+        let model = t.filter.and_then(|i| by_filter.get(i)).unwrap_or(&own);
+        let mut usage = Usage {
+            units: t.total.units,
+            full_units: None,
+            events_count: t.total.count,
+            event_values: Vec::new(),
+            precise_total_amount_cents: Decimal::ZERO,
+            subunit_to_unit: ctx.currency.subunits(),
+        };
+        if let Some(d) = details.and_then(|d| d.get(&(t.external_subscription_id.clone(), t.filter, t.group.clone()))) {
+            usage.event_values = d.values.clone();
+            usage.precise_total_amount_cents = d.precise_total_amount_cents;
+        }
+        let amount = invoicing::charge_amount(model, &usage, ctx.currency)
+            .map_err(|e| Error::Internal(format!("charge {}: {e}", charge.id)))?;
+        let filter = t.filter.and_then(|i| charge.filters.get(i));
+        fees.push(FeeDraft {
+            fee_type: "charge",
+            charge_id: Some(charge.id),
+            charge_filter_id: filter.map(|f| f.id),
+            item_id: metric.id,
+            item_type: "BillableMetric",
+            item_code: charge.billable_metric_code.clone(),
+            item_name: metric.attrs.name.clone().unwrap_or_default(),
+            item_description: metric.attrs.description.clone(),
+            item_invoice_display_name: charge.attrs.invoice_display_name.clone(),
+            item_filter_invoice_display_name: filter.map(|f| {
+                f.attrs
+                    .invoice_display_name
+                    .clone()
+                    .unwrap_or_else(|| f.attrs.values.values().flatten().cloned().collect::<Vec<_>>().join(", "))
+            }),
+            filters: filter.map(|f| serde_json::to_value(&f.attrs.values).unwrap_or(Value::Null)),
+            grouped_by: group_object(&keys, &t.group),
+            amount_cents: amount.amount_cents,
+            precise_amount_cents: amount.precise_amount_cents,
+            units: t.total.units,
+            events_count: i64::try_from(t.total.count).ok(),
+            unit_amount_cents: amount.unit_amount_cents,
+            precise_unit_amount: amount.precise_unit_amount,
+            invoiceable: charge.attrs.invoiceable,
+            from: Some(window.from),
+            to: Some(window.to),
+            taxes: ctx.taxes_for(&charge.taxes),
+            billable_metric: Some(metric.id),
+            charge_model: Some(charge.attrs.charge_model.clone()),
+            aggregation_type: metric.attrs.aggregation_type.clone(),
+        });
+    }
+    Ok(fees)
+}
+
+/// The charge fees of each subscription over its window (`windows[i]` for `ctxs[i]`), keyed by subscription id.
+/// `include` says which charges count (invoices leave out charges paid in advance; current usage shows them all).
+pub async fn charge_fees(
+    events: &dyn EventStore,
+    ctxs: &[&Context],
+    windows: &[Window],
+    include: impl Fn(&Charge) -> bool,
+) -> Result<HashMap<Uuid, Vec<FeeDraft>>> {
+    // Subscriptions of one plan with one window share their jobs. An external id appears once per group: two
+    // subscriptions with the same external id (an upgrade) go to different groups, since events are keyed by it.
+    type GroupKey = (Uuid, Uuid, DateTime<Utc>, DateTime<Utc>, u32);
+    let mut groups: BTreeMap<GroupKey, Vec<Vec<usize>>> = BTreeMap::new();
+    for (i, (ctx, w)) in ctxs.iter().zip(windows).enumerate() {
+        let key = (ctx.sub.organization_id, ctx.plan.row.id, w.from, w.to, w.duration_days);
+        let slots = groups.entry(key).or_default();
+        match slots.iter_mut().find(|s| s.iter().all(|&j| ctxs[j].sub.external_id != ctx.sub.external_id)) {
+            Some(slot) => slot.push(i),
+            None => slots.push(vec![i]),
+        }
+    }
+    let mut out: HashMap<Uuid, Vec<FeeDraft>> = ctxs.iter().map(|c| (c.sub.id, Vec::new())).collect();
+    for ((org, _, _, _, _), slots) in groups {
+        for members in slots {
+            let first = ctxs[members[0]];
+            let window = windows[members[0]];
+            let subscriptions: Vec<String> = members.iter().map(|&i| ctxs[i].sub.external_id.clone()).collect();
+            for charge in first.plan.charges.iter().filter(|c| include(c)) {
+                let metric = first.org.metrics.get(&charge.billable_metric_code).ok_or_else(|| {
+                    Error::Internal(format!("metric {} of a charge is missing", charge.billable_metric_code))
+                })?;
+                let job = JobSpec {
+                    organization_id: org,
+                    code: charge.billable_metric_code.clone(),
+                    metric: metric_spec(metric)?,
+                    subscriptions: subscriptions.clone(),
+                    window,
+                    filters: charge.filters.iter().map(|f| charge_filter(&f.attrs.values, metric)).collect(),
+                    grouped_by: grouped_by(&charge.attrs.properties),
+                    initial_levels: HashMap::new(),
+                };
+                let totals = aggregate::jobs::run(events, &job).await.map_err(|e| Error::Internal(e.to_string()))?;
+                let (own, by_filter) = models_of(charge)?;
+                let details = if needs_events(&own) || by_filter.iter().any(needs_events) {
+                    Some(aggregate::details::run(events, &job).await.map_err(|e| Error::Internal(e.to_string()))?)
+                } else {
+                    None
+                };
+                let mut by_sub: HashMap<&str, Vec<&SubscriptionTotal>> = HashMap::new();
+                for t in &totals {
+                    by_sub.entry(t.external_subscription_id.as_str()).or_default().push(t);
+                }
+                for &i in &members {
+                    let ctx = ctxs[i];
+                    let mine = by_sub.get(ctx.sub.external_id.as_str()).map(Vec::as_slice).unwrap_or_default();
+                    let fees = price(ctx, charge, metric, mine, details.as_ref(), window)?;
+                    out.entry(ctx.sub.id).or_default().extend(fees);
+                }
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,515 @@
+//! Writes a batch of subscription invoices in one transaction, in this order:
+//!
+//! 1. Lock the organizations of the batch (`FOR UPDATE` on their rows): invoice numbers and coupon use of an
+//!    organization are decided by one writer at a time.
+//! 2. Claim each invoice's period: insert its `invoice_subscriptions` row, `ON CONFLICT DO NOTHING` on
+//!    (subscription, start of the charges period). A period billed already (a second clock, a termination racing
+//!    the clock) is not claimed, and nothing of that invoice is written.
+//! 3. For the claimed invoices only: read the customers' active coupons, apply them invoice after invoice (a coupon
+//!    used up by one is gone for the next), compute taxes and totals, take numbers, and insert invoices, fees, taxes
+//!    and credits; update the coupons.
+//! 4. Commit. The claim's reference to its invoice is checked here (a deferred constraint).
+//!
+//! A crash before the commit leaves nothing; after it, every claimed invoice is complete. Nothing is billed twice.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use chrono::Utc;
+use rust_decimal::Decimal;
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::usage::FeeDraft;
+use super::{Context, store_taxes};
+use crate::Result;
+use crate::domain::invoice_totals::{self, AppliedCoupon, CouponLimit, CouponValue, Frequency};
+use crate::domain::invoicing::{self, Boundaries, DraftFee, Numbering, Reason};
+
+/// One invoice to write.
+pub struct Pending<'a> {
+    pub ctx: &'a Context,
+    pub reason: Reason,
+    pub boundaries: Boundaries,
+    pub fees: Vec<FeeDraft>,
+}
+
+/// What a batch wrote: the new invoices (in the batch's order), and how many periods were billed already.
+#[derive(Debug, Default)]
+pub struct Written {
+    pub invoices: Vec<(Uuid, Uuid)>,
+    pub already_billed: usize,
+}
+
+/// Postgres takes at most 65,535 bound values in one statement.
+const MAX_BINDS: usize = 60_000;
+
+pub async fn write(pool: &PgPool, batch: Vec<Pending<'_>>) -> Result<Written> {
+    if batch.is_empty() {
+        return Ok(Written::default());
+    }
+    let mut tx = pool.begin().await?;
+    let orgs: BTreeSet<Uuid> = batch.iter().map(|p| p.ctx.sub.organization_id).collect();
+    for org in &orgs {
+        sqlx::query("SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE").bind(org).execute(&mut *tx).await?;
+    }
+    let ids: Vec<Uuid> = batch.iter().map(|_| Uuid::new_v4()).collect();
+    let claimed = claim(&mut tx, &batch, &ids).await?;
+    let mut written = Written { already_billed: batch.len() - claimed.len(), ..Written::default() };
+    let chosen: Vec<(usize, &Pending)> = batch.iter().enumerate().filter(|(i, _)| claimed.contains(&ids[*i])).collect();
+    if chosen.is_empty() {
+        tx.commit().await?;
+        return Ok(written);
+    }
+    let customers: Vec<Uuid> =
+        chosen.iter().map(|(_, p)| p.ctx.customer.id).collect::<BTreeSet<_>>().into_iter().collect();
+    let mut coupons = active_coupons(&mut tx, &customers).await?;
+    let mut numbers = Numbers::load(&mut tx, &orgs, &customers).await?;
+    let mut rows = Rows::default();
+    let mut coupon_updates: HashMap<Uuid, (Option<u32>, bool)> = HashMap::new();
+    for (i, p) in chosen {
+        let id = ids[i];
+        let ctx = p.ctx;
+        let fees: Vec<&FeeDraft> = p.fees.iter().filter(|f| f.invoiceable).collect();
+        let drafts: Vec<DraftFee> = fees
+            .iter()
+            .map(|f| DraftFee {
+                amount_cents: f.amount_cents,
+                plans: ctx.plan_ids(),
+                billable_metric: f.billable_metric,
+                taxes: f.taxes.iter().map(|t| invoice_totals::Tax { code: t.code.clone(), rate: t.rate }).collect(),
+            })
+            .collect();
+        let mine = coupons.entry(ctx.customer.id).or_default();
+        let computed = invoicing::compute(&drafts, mine, ctx.currency.code);
+        // Later invoices of this customer in the batch see what this one left of each coupon.
+        for credit in &computed.credits {
+            coupon_updates.insert(credit.coupon, (credit.remaining_periods, credit.terminated));
+            if let Some(c) = mine.iter_mut().find(|c| c.id == credit.coupon) {
+                if let Some(left) = credit.remaining_periods {
+                    c.frequency = Frequency::Recurring { remaining: left };
+                }
+                if let (Frequency::Once, CouponValue::Fixed { amount_cents }) = (c.frequency, &mut c.value) {
+                    *amount_cents -= credit.amount_cents;
+                }
+            }
+        }
+        mine.retain(|c| !computed.credits.iter().any(|cr| cr.coupon == c.id && cr.terminated));
+        let grace = ctx.customer.attrs.invoice_grace_period.unwrap_or(ctx.org.settings.settings.invoice_grace_period);
+        let net_term = ctx.customer.attrs.net_payment_term.unwrap_or(ctx.org.settings.settings.net_payment_term);
+        let (issuing, due) = invoicing::invoice_dates(
+            p.boundaries.timestamp,
+            ctx.tz,
+            u32::try_from(grace).unwrap_or(0),
+            u32::try_from(net_term).unwrap_or(0),
+        );
+        let prefix = &ctx.org.settings.settings.document_number_prefix;
+        let (status, seq, org_seq, number) = if grace > 0 {
+            ("draft", None, None, invoicing::draft_number(prefix))
+        } else {
+            let (seq, org_seq, numbering) = numbers.next(ctx);
+            ("finalized", Some(seq), Some(org_seq), invoicing::invoice_number(prefix, numbering))
+        };
+        let t = computed.totals;
+        rows.invoices.push(InvoiceRow {
+            id,
+            org: ctx.sub.organization_id,
+            customer: ctx.customer.id,
+            seq,
+            org_seq,
+            number,
+            status,
+            currency: ctx.currency.code,
+            issuing,
+            due,
+            net_term: i32::try_from(net_term).unwrap_or(0),
+            totals: [
+                t.fees_amount_cents,
+                t.coupons_amount_cents,
+                t.sub_total_excluding_taxes_amount_cents,
+                t.taxes_amount_cents,
+                t.sub_total_including_taxes_amount_cents,
+                t.total_amount_cents,
+            ],
+        });
+        for (position, (fee, priced)) in fees.iter().zip(&computed.fees).enumerate() {
+            let fee_id = Uuid::new_v4();
+            for (code, cents) in &priced.taxes {
+                if let Some(tax) = fee.taxes.iter().find(|t| &t.code == code) {
+                    rows.fee_taxes.push((fee_id, ctx.sub.organization_id, tax.clone(), *cents));
+                }
+            }
+            rows.fees.push(FeeRow {
+                id: fee_id,
+                org: ctx.sub.organization_id,
+                invoice: id,
+                position: i32::try_from(position).unwrap_or(i32::MAX),
+                subscription: ctx.sub.id,
+                currency: ctx.currency.code,
+                fee: (*fee).clone(),
+                taxes_amount_cents: priced.taxes_amount_cents,
+                taxes_precise: priced.taxes_precise_amount_cents,
+                taxes_rate: priced.taxes_rate,
+                coupons_precise: priced.precise_coupons_cents,
+            });
+        }
+        let all_taxes = store_taxes(&fees);
+        for (position, line) in computed.taxes.iter().enumerate() {
+            rows.invoice_taxes.push((
+                id,
+                ctx.sub.organization_id,
+                position,
+                line.clone(),
+                all_taxes.get(&line.code).cloned(),
+            ));
+        }
+        for (position, credit) in computed.credits.iter().enumerate() {
+            rows.credits.push((
+                id,
+                ctx.sub.organization_id,
+                position,
+                credit.coupon,
+                credit.amount_cents,
+                ctx.currency.code,
+            ));
+        }
+        written.invoices.push((ctx.sub.id, id));
+    }
+    rows.insert(&mut tx).await?;
+    for (coupon, (remaining, terminated)) in coupon_updates {
+        sqlx::query(
+            "UPDATE applied_coupons SET
+                 frequency_duration_remaining = coalesce($2, frequency_duration_remaining),
+                 status = CASE WHEN $3 THEN 'terminated' ELSE status END,
+                 terminated_at = CASE WHEN $3 THEN now() ELSE terminated_at END
+             WHERE id = $1",
+        )
+        .bind(coupon)
+        .bind(remaining.map(|r| i32::try_from(r).unwrap_or(i32::MAX)))
+        .bind(terminated)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(written)
+}
+
+/// Inserts every period's claim; returns the invoice ids whose claim was won.
+async fn claim(conn: &mut PgConnection, batch: &[Pending<'_>], ids: &[Uuid]) -> Result<HashSet<Uuid>> {
+    let mut won = HashSet::new();
+    for (chunk, chunk_ids) in batch.chunks(MAX_BINDS / 9).zip(ids.chunks(MAX_BINDS / 9)) {
+        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+            "INSERT INTO invoice_subscriptions (invoice_id, organization_id, subscription_id, invoicing_reason,
+                 timestamp, from_datetime, to_datetime, charges_from_datetime, charges_to_datetime) ",
+        );
+        q.push_values(chunk.iter().zip(chunk_ids), |mut b, (p, id)| {
+            let bd = &p.boundaries;
+            b.push_bind(*id)
+                .push_bind(p.ctx.sub.organization_id)
+                .push_bind(p.ctx.sub.id)
+                .push_bind(p.reason.as_str())
+                .push_bind(bd.timestamp)
+                .push_bind(bd.fee.map(|f| f.0))
+                .push_bind(bd.fee.map(|f| f.1))
+                .push_bind(bd.charges.0)
+                .push_bind(bd.charges.1);
+        });
+        q.push(" ON CONFLICT (subscription_id, charges_from_datetime) DO NOTHING RETURNING invoice_id");
+        let rows: Vec<(Uuid,)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        won.extend(rows.into_iter().map(|r| r.0));
+    }
+    Ok(won)
+}
+
+/// The active coupons of these customers, in the domain's shape, oldest first; a fixed once-coupon carries what it
+/// has left.
+async fn active_coupons(conn: &mut PgConnection, customers: &[Uuid]) -> Result<HashMap<Uuid, Vec<AppliedCoupon>>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: Uuid,
+        customer_id: Uuid,
+        coupon_id: Uuid,
+        coupon_type: String,
+        amount_cents: Option<i64>,
+        amount_currency: Option<String>,
+        percentage_rate: Option<Decimal>,
+        frequency: String,
+        frequency_duration_remaining: Option<i32>,
+        created_at: chrono::DateTime<Utc>,
+        used_cents: i64,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT a.id, a.customer_id, a.coupon_id, c.coupon_type, a.amount_cents, a.amount_currency, a.percentage_rate,
+                a.frequency, a.frequency_duration_remaining, a.created_at,
+                coalesce((SELECT sum(ic.amount_cents) FROM invoice_credits ic JOIN invoices i ON i.id = ic.invoice_id
+                          WHERE ic.applied_coupon_id = a.id AND i.status <> 'voided'), 0)::bigint AS used_cents
+         FROM applied_coupons a JOIN coupons c ON c.id = a.coupon_id
+         WHERE a.customer_id = ANY($1) AND a.status = 'active'
+         ORDER BY a.created_at, a.id",
+    )
+    .bind(customers)
+    .fetch_all(&mut *conn)
+    .await?;
+    let coupon_ids: Vec<Uuid> = rows.iter().map(|r| r.coupon_id).collect::<BTreeSet<_>>().into_iter().collect();
+    let targets: Vec<(Uuid, Option<Uuid>, Option<Uuid>)> =
+        sqlx::query_as("SELECT coupon_id, plan_id, billable_metric_id FROM coupon_targets WHERE coupon_id = ANY($1)")
+            .bind(&coupon_ids)
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut out: HashMap<Uuid, Vec<AppliedCoupon>> = HashMap::new();
+    for r in rows {
+        let plans: Vec<Uuid> = targets.iter().filter(|t| t.0 == r.coupon_id).filter_map(|t| t.1).collect();
+        let metrics: Vec<Uuid> = targets.iter().filter(|t| t.0 == r.coupon_id).filter_map(|t| t.2).collect();
+        let limit = if !metrics.is_empty() {
+            CouponLimit::BillableMetrics(metrics)
+        } else if !plans.is_empty() {
+            CouponLimit::Plans(plans)
+        } else {
+            CouponLimit::None
+        };
+        let value = if r.coupon_type == "percentage" {
+            CouponValue::Percentage { rate: r.percentage_rate.unwrap_or_default() }
+        } else {
+            let amount = r.amount_cents.unwrap_or(0);
+            let left = if r.frequency == "once" { (amount - r.used_cents).max(0) } else { amount };
+            CouponValue::Fixed { amount_cents: left }
+        };
+        let frequency = match r.frequency.as_str() {
+            "recurring" => Frequency::Recurring {
+                remaining: u32::try_from(r.frequency_duration_remaining.unwrap_or(0)).unwrap_or(0),
+            },
+            "forever" => Frequency::Forever,
+            _ => Frequency::Once,
+        };
+        out.entry(r.customer_id).or_default().push(AppliedCoupon {
+            id: r.id,
+            value,
+            frequency,
+            limit,
+            currency: r.amount_currency,
+            applied_at: r.created_at,
+        });
+    }
+    Ok(out)
+}
+
+/// The next invoice numbers of the batch's customers and organizations (read under the organizations' locks).
+struct Numbers {
+    customer: HashMap<Uuid, i64>,
+    org: HashMap<Uuid, i64>,
+}
+
+impl Numbers {
+    async fn load(conn: &mut PgConnection, orgs: &BTreeSet<Uuid>, customers: &[Uuid]) -> Result<Numbers> {
+        let orgs: Vec<Uuid> = orgs.iter().copied().collect();
+        let customer: Vec<(Uuid, i64)> = sqlx::query_as(
+            "SELECT customer_id, coalesce(max(sequential_id), 0) FROM invoices WHERE customer_id = ANY($1)
+             GROUP BY customer_id",
+        )
+        .bind(customers)
+        .fetch_all(&mut *conn)
+        .await?;
+        let org: Vec<(Uuid, i64)> = sqlx::query_as(
+            "SELECT organization_id, coalesce(max(organization_sequential_id), 0) FROM invoices
+             WHERE organization_id = ANY($1) GROUP BY organization_id",
+        )
+        .bind(&orgs)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(Numbers { customer: customer.into_iter().collect(), org: org.into_iter().collect() })
+    }
+
+    fn next(&mut self, ctx: &Context) -> (i64, i64, Numbering) {
+        let seq = self.customer.entry(ctx.customer.id).or_insert(0);
+        *seq += 1;
+        let org_seq = self.org.entry(ctx.sub.organization_id).or_insert(0);
+        *org_seq += 1;
+        let tz: chrono_tz::Tz = ctx.org.settings.settings.timezone.parse().unwrap_or(chrono_tz::Tz::UTC);
+        let numbering = if ctx.org.settings.settings.document_numbering == "per_organization" {
+            Numbering::PerOrganization {
+                year_month: invoicing::year_month(Utc::now(), tz),
+                organization_sequential_id: *org_seq,
+            }
+        } else {
+            Numbering::PerCustomer { customer_sequential_id: ctx.customer.sequential_id, invoice_sequential_id: *seq }
+        };
+        (*seq, *org_seq, numbering)
+    }
+}
+
+struct InvoiceRow {
+    id: Uuid,
+    org: Uuid,
+    customer: Uuid,
+    seq: Option<i64>,
+    org_seq: Option<i64>,
+    number: String,
+    status: &'static str,
+    currency: &'static str,
+    issuing: chrono::NaiveDate,
+    due: chrono::NaiveDate,
+    net_term: i32,
+    /// fees, coupons, sub total excluding taxes, taxes, sub total including taxes, total.
+    totals: [i64; 6],
+}
+
+struct FeeRow {
+    id: Uuid,
+    org: Uuid,
+    invoice: Uuid,
+    position: i32,
+    subscription: Uuid,
+    currency: &'static str,
+    fee: FeeDraft,
+    taxes_amount_cents: i64,
+    taxes_precise: Decimal,
+    taxes_rate: Decimal,
+    coupons_precise: Decimal,
+}
+
+type TaxLine = (Uuid, Uuid, usize, invoice_totals::InvoiceTax, Option<crate::store::taxes::Tax>);
+
+#[derive(Default)]
+struct Rows {
+    invoices: Vec<InvoiceRow>,
+    fees: Vec<FeeRow>,
+    fee_taxes: Vec<(Uuid, Uuid, crate::store::taxes::Tax, i64)>,
+    invoice_taxes: Vec<TaxLine>,
+    credits: Vec<(Uuid, Uuid, usize, Uuid, i64, &'static str)>,
+}
+
+fn position(p: usize) -> i32 {
+    i32::try_from(p).unwrap_or(i32::MAX)
+}
+
+impl Rows {
+    /// Multi-row inserts, chunked under Postgres' limit of bound values.
+    async fn insert(&self, conn: &mut PgConnection) -> Result<()> {
+        for chunk in self.invoices.chunks(MAX_BINDS / 18) {
+            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+                "INSERT INTO invoices (id, organization_id, customer_id, sequential_id, organization_sequential_id,
+                     number, invoice_type, status, currency, issuing_date, payment_due_date, net_payment_term,
+                     fees_amount_cents, coupons_amount_cents, sub_total_excluding_taxes_amount_cents,
+                     taxes_amount_cents, sub_total_including_taxes_amount_cents, total_amount_cents, finalized_at) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(r.id)
+                    .push_bind(r.org)
+                    .push_bind(r.customer)
+                    .push_bind(r.seq)
+                    .push_bind(r.org_seq)
+                    .push_bind(&r.number)
+                    .push_bind("subscription")
+                    .push_bind(r.status)
+                    .push_bind(r.currency)
+                    .push_bind(r.issuing)
+                    .push_bind(r.due)
+                    .push_bind(r.net_term);
+                for t in r.totals {
+                    b.push_bind(t);
+                }
+                b.push_bind((r.status == "finalized").then(Utc::now));
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+        for chunk in self.fees.chunks(MAX_BINDS / 32) {
+            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+                "INSERT INTO fees (id, organization_id, invoice_id, position, subscription_id, charge_id,
+                     charge_filter_id, fee_type, item_code, item_name, item_invoice_display_name,
+                     item_filter_invoice_display_name, item_description, item_id, item_type, filters, grouped_by,
+                     amount_cents, precise_amount_cents, amount_currency, taxes_amount_cents,
+                     taxes_precise_amount_cents, taxes_rate, precise_coupons_amount_cents, units,
+                     total_aggregated_units, events_count, unit_amount_cents, precise_unit_amount, invoiceable,
+                     from_datetime, to_datetime) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                let f = &r.fee;
+                b.push_bind(r.id)
+                    .push_bind(r.org)
+                    .push_bind(r.invoice)
+                    .push_bind(r.position)
+                    .push_bind(r.subscription)
+                    .push_bind(f.charge_id)
+                    .push_bind(f.charge_filter_id)
+                    .push_bind(f.fee_type)
+                    .push_bind(&f.item_code)
+                    .push_bind(&f.item_name)
+                    .push_bind(&f.item_invoice_display_name)
+                    .push_bind(&f.item_filter_invoice_display_name)
+                    .push_bind(&f.item_description)
+                    .push_bind(f.item_id)
+                    .push_bind(f.item_type)
+                    .push_bind(f.filters.as_ref().map(sqlx::types::Json))
+                    .push_bind(sqlx::types::Json(&f.grouped_by))
+                    .push_bind(f.amount_cents)
+                    .push_bind(f.precise_amount_cents)
+                    .push_bind(r.currency)
+                    .push_bind(r.taxes_amount_cents)
+                    .push_bind(r.taxes_precise)
+                    .push_bind(r.taxes_rate)
+                    .push_bind(r.coupons_precise)
+                    .push_bind(f.units)
+                    .push_bind(f.units)
+                    .push_bind(f.events_count)
+                    .push_bind(f.unit_amount_cents)
+                    .push_bind(f.precise_unit_amount)
+                    .push_bind(f.invoiceable)
+                    .push_bind(f.from)
+                    .push_bind(f.to);
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+        for chunk in self.fee_taxes.chunks(MAX_BINDS / 8) {
+            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+                "INSERT INTO fee_taxes (id, fee_id, organization_id, tax_id, tax_code, tax_name, tax_rate, amount_cents) ",
+            );
+            q.push_values(chunk, |mut b, (fee, org, tax, cents)| {
+                b.push_bind(Uuid::new_v4())
+                    .push_bind(*fee)
+                    .push_bind(*org)
+                    .push_bind(tax.id)
+                    .push_bind(&tax.code)
+                    .push_bind(&tax.name)
+                    .push_bind(tax.rate)
+                    .push_bind(*cents);
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+        for chunk in self.invoice_taxes.chunks(MAX_BINDS / 11) {
+            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+                "INSERT INTO invoice_taxes (id, invoice_id, organization_id, tax_id, tax_code, tax_name,
+                     tax_description, tax_rate, amount_cents, fees_amount_cents, position) ",
+            );
+            q.push_values(chunk, |mut b, (invoice, org, pos, line, tax)| {
+                b.push_bind(Uuid::new_v4())
+                    .push_bind(*invoice)
+                    .push_bind(*org)
+                    .push_bind(tax.as_ref().map(|t| t.id))
+                    .push_bind(&line.code)
+                    .push_bind(tax.as_ref().map_or_else(|| line.code.clone(), |t| t.name.clone()))
+                    .push_bind(tax.as_ref().and_then(|t| t.description.clone()))
+                    .push_bind(line.rate)
+                    .push_bind(line.amount_cents)
+                    .push_bind(line.fees_amount_cents)
+                    .push_bind(position(*pos));
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+        for chunk in self.credits.chunks(MAX_BINDS / 7) {
+            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+                "INSERT INTO invoice_credits (id, invoice_id, organization_id, applied_coupon_id, amount_cents,
+                     amount_currency, position) ",
+            );
+            q.push_values(chunk, |mut b, (invoice, org, pos, coupon, cents, currency)| {
+                b.push_bind(Uuid::new_v4())
+                    .push_bind(*invoice)
+                    .push_bind(*org)
+                    .push_bind(*coupon)
+                    .push_bind(*cents)
+                    .push_bind(*currency)
+                    .push_bind(position(*pos));
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+}

@@ -34,8 +34,8 @@ CREATE INDEX invoices_customer ON invoices (customer_id);
 CREATE UNIQUE INDEX invoices_customer_sequence ON invoices (customer_id, sequential_id);
 CREATE UNIQUE INDEX invoices_organization_sequence ON invoices (organization_id, organization_sequential_id);
 
--- Which subscription periods an invoice bills. The unique index is the billing clock's idempotency key: a charges
--- period of a subscription is billed once, however often the clock fires or a termination races it.
+-- Which subscription periods an invoice bills. The unique indexes are the billing clock's idempotency keys: a
+-- charges period of a subscription is billed once, however often the clock fires or a termination races it.
 -- The invoice reference is checked at commit: a billing run first claims the periods it bills, then writes the
 -- invoices of the claims it won, in the same transaction.
 CREATE TABLE invoice_subscriptions (
@@ -50,7 +50,11 @@ CREATE TABLE invoice_subscriptions (
     charges_to_datetime   timestamptz NOT NULL,
     PRIMARY KEY (invoice_id, subscription_id)
 );
-CREATE UNIQUE INDEX invoice_subscriptions_period ON invoice_subscriptions (subscription_id, charges_from_datetime);
+CREATE UNIQUE INDEX invoice_subscriptions_period ON invoice_subscriptions (subscription_id, charges_from_datetime)
+    WHERE invoicing_reason <> 'subscription_starting';
+-- A plan paid in advance bills its first period when the subscription starts: once.
+CREATE UNIQUE INDEX invoice_subscriptions_starting ON invoice_subscriptions (subscription_id)
+    WHERE invoicing_reason = 'subscription_starting';
 
 CREATE TABLE fees (
     id                                    uuid PRIMARY KEY,

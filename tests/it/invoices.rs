@@ -315,3 +315,109 @@ async fn the_clock_bills_each_boundary_once_on_calendar_and_anniversary_billing(
     let (a, b) = tokio::join!(tick(&app.pool, &store, t), tick(&app.pool, &store, t));
     assert_eq!(a.unwrap().invoices + b.unwrap().invoices, 1);
 }
+
+#[tokio::test]
+async fn a_once_coupon_is_used_once_across_a_customers_subscriptions_billed_in_one_run() {
+    let app = TestApp::new().await;
+    app.post(
+        "/api/v1/plans",
+        &json!({"plan": {"name": "P", "code": "p", "interval": "monthly", "amount_cents": 1000, "amount_currency": "EUR"}}),
+    )
+    .await
+    .ok();
+    for id in ["a", "b"] {
+        app.post(
+            "/api/v1/subscriptions",
+            &json!({"subscription": {"external_customer_id": "acme", "plan_code": "p", "external_id": id,
+                                     "subscription_at": "2025-01-01T00:00:00Z"}}),
+        )
+        .await
+        .expect(200);
+    }
+    app.post(
+        "/api/v1/coupons",
+        &json!({"coupon": {"name": "Fifteen", "code": "fifteen", "coupon_type": "fixed_amount", "amount_cents": 1500,
+                           "amount_currency": "EUR", "frequency": "once", "expiration": "no_expiration"}}),
+    )
+    .await
+    .ok();
+    app.post(
+        "/api/v1/applied_coupons",
+        &json!({"applied_coupon": {"external_customer_id": "acme", "coupon_code": "fifteen"}}),
+    )
+    .await
+    .ok();
+    let store = PgEventStore::new(app.pool.clone());
+    let at = "2025-02-01T00:00:01Z".parse::<DateTime<Utc>>().unwrap();
+    assert_eq!(tick(&app.pool, &store, at).await.unwrap().invoices, 2);
+    let list = app.get("/api/v1/invoices?external_customer_id=acme").await.expect(200);
+    let mut coupons: Vec<i64> =
+        list.body["invoices"].as_array().unwrap().iter().map(|i| i["coupons_amount_cents"].as_i64().unwrap()).collect();
+    coupons.sort();
+    // 15.00 in all: 10.00 on the first invoice, the 5.00 left on the second.
+    assert_eq!(coupons, vec![500, 1000]);
+    let numbers: Vec<&str> =
+        list.body["invoices"].as_array().unwrap().iter().map(|i| i["number"].as_str().unwrap()).collect();
+    assert!(
+        numbers.iter().any(|n| n.ends_with("-001-001")) && numbers.iter().any(|n| n.ends_with("-001-002")),
+        "{numbers:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_plan_paid_in_advance_bills_its_first_period_at_once_then_charges_in_arrears() {
+    let app = TestApp::new().await;
+    app.post(
+        "/api/v1/billable_metrics",
+        &json!({"billable_metric": {"name": "Calls", "code": "calls", "aggregation_type": "count_agg"}}),
+    )
+    .await
+    .ok();
+    let metric = app.get("/api/v1/billable_metrics/calls").await.ok().body["billable_metric"]["lago_id"].clone();
+    app.post(
+        "/api/v1/plans",
+        &json!({"plan": {"name": "Ahead", "code": "ahead", "interval": "monthly", "amount_cents": 3000,
+                         "amount_currency": "EUR", "pay_in_advance": true, "charges": [
+                            {"billable_metric_id": metric, "charge_model": "standard", "properties": {"amount": "1"}}]}}),
+    )
+    .await
+    .ok();
+    // Started today: the starting invoice bills the rest of this month (prorated by days) and no charges.
+    let now = Utc::now();
+    app.post(
+        "/api/v1/subscriptions",
+        &json!({"subscription": {"external_customer_id": "acme", "plan_code": "ahead", "external_id": "s",
+                                 "billing_time": "calendar"}}),
+    )
+    .await
+    .expect(200);
+    let list = app.get("/api/v1/invoices?external_customer_id=acme").await.expect(200);
+    assert_eq!(list.body["meta"]["total_count"], 1);
+    let inv = &list.body["invoices"][0];
+    assert_eq!(inv["billing_periods"][0]["invoicing_reason"], "subscription_starting");
+    let today = now.date_naive();
+    let month_start = first_of_month(today);
+    let month_days = (first_of_month(month_start + Duration::days(32)) - month_start).num_days();
+    let days = month_days - (today - month_start).num_days();
+    let expected = (3000 * days * 2 + month_days) / (2 * month_days);
+    assert_eq!(inv["fees"].as_array().unwrap().len(), 1);
+    assert_eq!(inv["fees_amount_cents"], expected);
+    // The clock does not bill the start again.
+    let store = PgEventStore::new(app.pool.clone());
+    assert_eq!(tick(&app.pool, &store, now).await.unwrap().invoices, 0);
+    // Usage this month, then the boundary: next month's fee in advance, this month's charges in arrears.
+    app.post(
+        "/api/v1/events",
+        &json!({"event": {"transaction_id": "t1", "external_subscription_id": "s", "code": "calls"}}),
+    )
+    .await
+    .expect(200);
+    let next_month = local_midnight(chrono_tz::Tz::UTC, first_of_month(month_start + Duration::days(32)));
+    assert_eq!(tick(&app.pool, &store, next_month + Duration::seconds(1)).await.unwrap().invoices, 1);
+    let list = app.get("/api/v1/invoices?external_customer_id=acme").await.expect(200);
+    let periodic = &list.body["invoices"][0];
+    assert_eq!(periodic["billing_periods"][0]["invoicing_reason"], "subscription_periodic");
+    assert_eq!(fee(periodic, "ahead", None)["amount_cents"], 3000);
+    assert_eq!(fee(periodic, "calls", None)["amount_cents"], 100);
+    assert_eq!(periodic["fees_amount_cents"], 3100);
+}

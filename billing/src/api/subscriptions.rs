@@ -17,7 +17,6 @@ use uuid::Uuid;
 
 use super::ApiState;
 use crate::domain::customer::timezone;
-use crate::domain::invoicing::Reason;
 use crate::domain::subscription::{self as domain, PlanChange};
 use crate::store::customers;
 use crate::store::plans::{self, Plan};
@@ -136,6 +135,10 @@ async fn create(
     let sub = store::get(&mut tx, org, id).await?;
     let object = render(&mut tx, org, &sub, true).await?;
     tx.commit().await.map_err(Error::from)?;
+    // Lago bills at once what the change calls for: an upgraded subscription's last period, and the first period
+    // of a plan paid in advance.
+    let changed: Vec<uuid::Uuid> = sub.previous_subscription_id.into_iter().chain(std::iter::once(sub.id)).collect();
+    crate::invoicer::bill_changes(&state.pool, state.events.as_ref(), org, &changed, state.clock.now()).await;
     Ok(Json(SubscriptionEnvelope { subscription: object }))
 }
 
@@ -311,14 +314,10 @@ async fn terminate(
     let sub = store::get(&mut tx, org, sub.id).await?;
     let object = render(&mut tx, org, &sub, false).await?;
     tx.commit().await.map_err(Error::from)?;
-    if !pending && sub.on_termination_invoice == "generate" {
+    if !pending {
         // Lago bills the last period at once. The termination is committed first; if this invoice fails, the
         // billing clock issues it on its next tick (it looks for terminated subscriptions without one).
-        let now = state.clock.now();
-        let issued = crate::invoicer::issue(&state.pool, state.events.as_ref(), org, sub.id, Reason::Terminating, now);
-        if let Err(e) = issued.await {
-            tracing::warn!(subscription_id = %sub.id, error = %e, "termination invoice deferred to the billing clock");
-        }
+        crate::invoicer::bill_changes(&state.pool, state.events.as_ref(), org, &[sub.id], state.clock.now()).await;
     }
     Ok(Json(SubscriptionEnvelope { subscription: object }))
 }

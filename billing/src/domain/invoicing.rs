@@ -20,6 +20,8 @@ pub enum Reason {
     Periodic,
     /// The subscription was terminated: its last, partial period is billed at once.
     Terminating,
+    /// A subscription to a plan paid in advance started: its first period's fee is billed at once.
+    Starting,
 }
 
 impl Reason {
@@ -27,6 +29,7 @@ impl Reason {
         match self {
             Reason::Periodic => "subscription_periodic",
             Reason::Terminating => "subscription_terminating",
+            Reason::Starting => "subscription_starting",
         }
     }
 }
@@ -135,6 +138,31 @@ pub fn terminating_boundaries(
         charges: (start(&charges_period), end),
         charges_period_days: charges_schedule.duration_days(&charges_period),
         timestamp: terminated_at,
+    }
+}
+
+/// The boundaries of the invoice a subscription to a plan paid in advance gets when it starts: the fee of the
+/// period holding `at`, from the start (prorated when a calendar period had begun), and no charges (they are
+/// billed in arrears at the period's end).
+pub fn starting_boundaries(
+    plan: &PlanTerms,
+    billing_time: BillingTime,
+    subscription_at: DateTime<Utc>,
+    started_at: DateTime<Utc>,
+    at: DateTime<Utc>,
+    tz: Tz,
+) -> Boundaries {
+    let fee_schedule = schedule(plan.interval, billing_time, local_date(tz, subscription_at));
+    let day = local_date(tz, at.max(started_at));
+    let period = fee_schedule.period_containing(day);
+    let (start, end) = period.to_utc(tz);
+    let from = start.max(started_at);
+    Boundaries {
+        fee: Some((from, end)),
+        fee_period_days: fee_schedule.duration_days(&period),
+        charges: (from, from),
+        charges_period_days: 0,
+        timestamp: at.max(started_at),
     }
 }
 
@@ -396,6 +424,20 @@ mod tests {
         assert_eq!(b.charges, (s, t("2026-01-31T23:59:59.999999Z")));
         let (from, to) = b.fee.unwrap();
         assert_eq!(subscription_fee_cents(&plan, from, to, b.fee_period_days, None, Tz::UTC), d("3000"));
+    }
+
+    #[test]
+    fn a_plan_paid_in_advance_bills_its_first_period_when_it_starts() {
+        let plan = PlanTerms { pay_in_advance: true, ..monthly(3_000) };
+        let s = t("2026-04-16T09:00:00Z");
+        let b = starting_boundaries(&plan, BillingTime::Calendar, s, s, s, Tz::UTC);
+        let (from, to) = b.fee.unwrap();
+        assert_eq!((from, to), (s, t("2026-04-30T23:59:59.999999Z")));
+        // April 16 to 30: 15 of 30 days.
+        assert_eq!(subscription_fee_cents(&plan, from, to, b.fee_period_days, None, Tz::UTC), d("1500"));
+        let a = starting_boundaries(&plan, BillingTime::Anniversary, s, s, s, Tz::UTC);
+        let (from, to) = a.fee.unwrap();
+        assert_eq!(subscription_fee_cents(&plan, from, to, a.fee_period_days, None, Tz::UTC), d("3000"));
     }
 
     #[test]

@@ -107,6 +107,14 @@ impl Context {
                     self.tz,
                 )
             }
+            Reason::Starting => Some(invoicing::starting_boundaries(
+                &terms,
+                self.billing_time(),
+                self.sub.subscription_at,
+                self.started_at(),
+                at,
+                self.tz,
+            )),
             Reason::Terminating => Some(invoicing::terminating_boundaries(
                 &terms,
                 self.billing_time(),
@@ -218,21 +226,30 @@ fn charges_window(b: &Boundaries) -> Window {
     Window { from: b.charges.0, to: b.charges.1, duration_days: b.charges_period_days }
 }
 
-/// The contexts whose period `b` is not billed yet.
+/// For each due invoice, whether its period is still unbilled (a starting invoice: whether none exists).
 async fn unbilled(conn: &mut PgConnection, due: &[(Context, Reason, Boundaries)]) -> Result<Vec<bool>> {
     let subs: Vec<Uuid> = due.iter().map(|d| d.0.sub.id).collect();
     let starts: Vec<DateTime<Utc>> = due.iter().map(|d| d.2.charges.0).collect();
-    let billed: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT d.id, d.start FROM unnest($1::uuid[], $2::timestamptz[]) AS d(id, start)
-         WHERE EXISTS (SELECT 1 FROM invoice_subscriptions i
-                       WHERE i.subscription_id = d.id AND i.charges_from_datetime = d.start)",
+    let starting: Vec<bool> = due.iter().map(|d| d.1 == Reason::Starting).collect();
+    let billed: Vec<(i64,)> = sqlx::query_as(
+        "SELECT d.n FROM unnest($1::uuid[], $2::timestamptz[], $3::bool[]) WITH ORDINALITY AS d(id, start, starting, n)
+         WHERE EXISTS (SELECT 1 FROM invoice_subscriptions i WHERE i.subscription_id = d.id
+                       AND CASE WHEN d.starting THEN i.invoicing_reason = 'subscription_starting'
+                                ELSE i.invoicing_reason <> 'subscription_starting'
+                                     AND i.charges_from_datetime = d.start END)",
     )
     .bind(&subs)
     .bind(&starts)
+    .bind(&starting)
     .fetch_all(&mut *conn)
     .await?;
-    let billed: std::collections::HashSet<(Uuid, DateTime<Utc>)> = billed.into_iter().collect();
-    Ok(due.iter().map(|d| !billed.contains(&(d.0.sub.id, d.2.charges.0))).collect())
+    let mut keep = vec![true; due.len()];
+    for (n,) in billed {
+        if let Some(k) = usize::try_from(n - 1).ok().and_then(|i| keep.get_mut(i)) {
+            *k = false;
+        }
+    }
+    Ok(keep)
 }
 
 /// What a billing run did.
@@ -332,7 +349,12 @@ pub async fn issue(
     }
     drop(conn);
     let (ctx, reason, b) = &due[0];
-    let mut charges = usage::charge_fees(events, &[ctx], &[charges_window(b)], |c| !c.attrs.pay_in_advance).await?;
+    // A starting invoice bills the fee alone: charges are billed in arrears.
+    let mut charges = if *reason == Reason::Starting {
+        HashMap::new()
+    } else {
+        usage::charge_fees(events, &[ctx], &[charges_window(b)], |c| !c.attrs.pay_in_advance).await?
+    };
     let fees = ctx.subscription_fee(b).into_iter().chain(charges.remove(&ctx.sub.id).unwrap_or_default()).collect();
     let written = writer::write(pool, vec![writer::Pending { ctx, reason: *reason, boundaries: *b, fees }]).await?;
     match written.invoices.first() {
@@ -342,6 +364,69 @@ pub async fn issue(
         }
         None => Ok(Issued::AlreadyBilled),
     }
+}
+
+/// The invoices a subscription's change of state calls for, issued at once: the final invoice of a terminated
+/// subscription, the starting invoice of an active one on a plan paid in advance. Failures are logged and left to
+/// the billing clock, which looks for both.
+pub async fn bill_changes(
+    pool: &PgPool,
+    events: &dyn EventStore,
+    org: Uuid,
+    subscriptions: &[Uuid],
+    at: DateTime<Utc>,
+) {
+    for &id in subscriptions {
+        let mut conn = match pool.acquire().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "invoices of a subscription change deferred to the billing clock");
+                return;
+            }
+        };
+        let reason = match subscriptions::get(&mut conn, org, id).await {
+            Ok(s) if s.status == "terminated" && s.on_termination_invoice == "generate" => Reason::Terminating,
+            // Only a recent start: an older subscription is billed by the clock already.
+            Ok(s) if s.status == "active" && s.started_at.is_some_and(|t| t > at - chrono::Duration::days(7)) => {
+                let in_advance: Option<bool> = sqlx::query_scalar("SELECT pay_in_advance FROM plans WHERE id = $1")
+                    .bind(s.plan_id)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .ok()
+                    .flatten();
+                if in_advance != Some(true) {
+                    continue;
+                }
+                Reason::Starting
+            }
+            _ => continue,
+        };
+        drop(conn);
+        if let Err(e) = issue(pool, events, org, id, reason, at).await {
+            tracing::warn!(subscription_id = %id, error = %e, "invoice deferred to the billing clock");
+        }
+    }
+}
+
+/// Starting invoices missing for active subscriptions on plans paid in advance that started in the last week (a
+/// downgrade or a pending subscription that began, an upgrade whose invoice failed).
+pub async fn issue_missing_starts(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>) -> Result<usize> {
+    let missing: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT s.organization_id, s.id FROM subscriptions s JOIN plans p ON p.id = s.plan_id
+         WHERE s.status = 'active' AND p.pay_in_advance AND s.started_at > $1 - interval '7 days' AND s.started_at <= $1
+         AND NOT EXISTS (SELECT 1 FROM invoice_subscriptions i WHERE i.subscription_id = s.id
+                         AND i.invoicing_reason = 'subscription_starting')",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    let mut issued = 0;
+    for (org, sub) in missing {
+        if let Issued::Invoice(_) = issue(pool, events, org, sub, Reason::Starting, now).await? {
+            issued += 1;
+        }
+    }
+    Ok(issued)
 }
 
 /// The usage of the current period of an active subscription, priced, stored nowhere (Lago's current_usage).

@@ -213,7 +213,8 @@ async fn claim(conn: &mut PgConnection, batch: &[Pending<'_>], ids: &[Uuid]) -> 
                 .push_bind(bd.charges.0)
                 .push_bind(bd.charges.1);
         });
-        q.push(" ON CONFLICT (subscription_id, charges_from_datetime) DO NOTHING RETURNING invoice_id");
+        // Either unique index may refuse a claim (a period billed, a starting invoice issued): no target.
+        q.push(" ON CONFLICT DO NOTHING RETURNING invoice_id");
         let rows: Vec<(Uuid,)> = q.build_query_as().fetch_all(&mut *conn).await?;
         won.extend(rows.into_iter().map(|r| r.0));
     }

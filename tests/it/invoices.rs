@@ -421,3 +421,52 @@ async fn a_plan_paid_in_advance_bills_its_first_period_at_once_then_charges_in_a
     assert_eq!(fee(periodic, "calls", None)["amount_cents"], 100);
     assert_eq!(periodic["fees_amount_cents"], 3100);
 }
+
+#[tokio::test]
+async fn charge_minimums_and_the_plan_commitment_are_trued_up() {
+    let app = TestApp::new().await;
+    app.post(
+        "/api/v1/billable_metrics",
+        &json!({"billable_metric": {"name": "Calls", "code": "calls", "aggregation_type": "count_agg"}}),
+    )
+    .await
+    .ok();
+    let metric = app.get("/api/v1/billable_metrics/calls").await.ok().body["billable_metric"]["lago_id"].clone();
+    app.post(
+        "/api/v1/plans",
+        &json!({"plan": {"name": "Committed", "code": "committed", "interval": "monthly", "amount_cents": 1000,
+                         "amount_currency": "EUR", "minimum_commitment": {"amount_cents": 5000},
+                         "charges": [{"billable_metric_id": metric, "charge_model": "standard", "min_amount_cents": 300,
+                                      "properties": {"amount": "1"}}]}}),
+    )
+    .await
+    .ok();
+    app.post(
+        "/api/v1/subscriptions",
+        &json!({"subscription": {"external_customer_id": "acme", "plan_code": "committed", "external_id": "s",
+                                 "subscription_at": "2025-01-01T00:00:00Z"}}),
+    )
+    .await
+    .expect(200);
+    let call = json!({"event": {"transaction_id": "t1", "external_subscription_id": "s", "code": "calls",
+                                "timestamp": "1736942400"}}); // 2025-01-15
+    app.post("/api/v1/events", &call).await.expect(200);
+    let store = PgEventStore::new(app.pool.clone());
+    let at = "2025-02-01T00:00:01Z".parse::<DateTime<Utc>>().unwrap();
+    assert_eq!(tick(&app.pool, &store, at).await.unwrap().invoices, 1);
+    let list = app.get("/api/v1/invoices?external_customer_id=acme").await.expect(200);
+    let inv = &list.body["invoices"][0];
+    // Fee 10.00; one call 1.00, trued up to the charge's 3.00 minimum (2.00); 13.00 trued up to the 50.00
+    // commitment (37.00).
+    let amounts: Vec<(String, i64)> = inv["fees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["item"]["type"].as_str().unwrap().to_owned(), f["amount_cents"].as_i64().unwrap()))
+        .collect();
+    let expected: Vec<(String, i64)> = [("subscription", 1000), ("charge", 100), ("charge", 200), ("commitment", 3700)]
+        .map(|(t, a)| (t.to_owned(), a))
+        .into();
+    assert_eq!(amounts, expected);
+    assert_eq!(inv["fees_amount_cents"], 5000);
+}

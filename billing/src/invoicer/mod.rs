@@ -23,8 +23,8 @@ use aggregate::EventStore;
 use aggregate::semantics::Window;
 
 use crate::domain::invoicing::{self, Boundaries, DraftFee, PlanTerms, Reason};
-use crate::domain::money::Currency;
-use crate::domain::periods::{BillingTime, Interval, Schedule, local_date};
+use crate::domain::money::{self, Currency};
+use crate::domain::periods::{BillingTime, Interval, Schedule, day_count, local_date};
 use crate::store::billable_metrics::{self, Metric};
 use crate::store::customers::{self, Customer};
 use crate::store::organizations::{self, OrganizationSettings};
@@ -168,6 +168,63 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Lago's true-ups, added after the usage fees of a period: a charge below its minimum spend (prorated by the
+    /// days of a partial period) gets a fee for the difference, then a plan with a minimum commitment gets one for
+    /// what the subscription's fees of the period fall short of it.
+    fn true_ups(&self, b: &Boundaries, fees: &mut Vec<FeeDraft>) {
+        let charge_days = day_count(self.tz, b.charges.0, b.charges.1);
+        for charge in &self.plan.charges {
+            if charge.attrs.min_amount_cents <= 0 || charge.attrs.pay_in_advance {
+                continue;
+            }
+            let own: Vec<&FeeDraft> = fees.iter().filter(|f| f.charge_id == Some(charge.id)).collect();
+            let Some(first) = own.first() else { continue };
+            let used: i64 = own.iter().map(|f| f.amount_cents).sum();
+            let due = money::min_spend_true_up(charge.attrs.min_amount_cents, used, charge_days, b.charges_period_days);
+            if let Some(cents) = due {
+                let mut fee = (*first).clone();
+                fee.charge_filter_id = None;
+                fee.item_filter_invoice_display_name = None;
+                fee.filters = None;
+                fee.grouped_by = Map::new();
+                fee.item_invoice_display_name = Some(format!(
+                    "{} - True-up",
+                    charge.attrs.invoice_display_name.clone().unwrap_or_else(|| first.item_name.clone())
+                ));
+                set_amount(&mut fee, cents, self.currency);
+                fees.push(fee);
+            }
+        }
+        let (Some(commitment), Some((from, to)), Some(base)) = (&self.plan.commitment, b.fee, self.subscription_fee(b))
+        else {
+            return;
+        };
+        let used: i64 = fees.iter().map(|f| f.amount_cents).sum();
+        let days = day_count(self.tz, from, to);
+        if let Some(cents) = money::min_spend_true_up(commitment.attrs.amount_cents, used, days, b.fee_period_days) {
+            let mut fee = base;
+            fee.fee_type = "commitment";
+            fee.item_code = "minimum_commitment".into();
+            fee.item_name = "Minimum commitment".into();
+            fee.item_invoice_display_name = commitment.attrs.invoice_display_name.clone();
+            fee.taxes = self.taxes_for(&commitment.taxes);
+            set_amount(&mut fee, cents, self.currency);
+            fees.push(fee);
+        }
+    }
+}
+
+/// A fee of `cents`, one unit.
+fn set_amount(fee: &mut FeeDraft, cents: i64, currency: Currency) {
+    fee.amount_cents = cents;
+    fee.precise_amount_cents = Decimal::from(cents);
+    fee.units = Decimal::ONE;
+    fee.events_count = None;
+    fee.unit_amount_cents = cents;
+    fee.precise_unit_amount = Decimal::from(cents) / currency.subunits();
+}
+
 /// The stored taxes of a set of fees, by code.
 fn store_taxes(fees: &[&FeeDraft]) -> HashMap<String, Tax> {
     fees.iter().flat_map(|f| &f.taxes).map(|t| (t.code.clone(), t.clone())).collect()
@@ -293,11 +350,15 @@ pub async fn run_due(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>)
                 ctx,
                 reason: *reason,
                 boundaries: *b,
-                fees: ctx
-                    .subscription_fee(b)
-                    .into_iter()
-                    .chain(charges.remove(&ctx.sub.id).unwrap_or_default())
-                    .collect(),
+                fees: {
+                    let mut fees: Vec<FeeDraft> = ctx
+                        .subscription_fee(b)
+                        .into_iter()
+                        .chain(charges.remove(&ctx.sub.id).unwrap_or_default())
+                        .collect();
+                    ctx.true_ups(b, &mut fees);
+                    fees
+                },
             })
             .collect();
         let size = batch.len();
@@ -355,7 +416,11 @@ pub async fn issue(
     } else {
         usage::charge_fees(events, &[ctx], &[charges_window(b)], |c| !c.attrs.pay_in_advance).await?
     };
-    let fees = ctx.subscription_fee(b).into_iter().chain(charges.remove(&ctx.sub.id).unwrap_or_default()).collect();
+    let mut fees: Vec<FeeDraft> =
+        ctx.subscription_fee(b).into_iter().chain(charges.remove(&ctx.sub.id).unwrap_or_default()).collect();
+    if *reason != Reason::Starting {
+        ctx.true_ups(b, &mut fees);
+    }
     let written = writer::write(pool, vec![writer::Pending { ctx, reason: *reason, boundaries: *b, fees }]).await?;
     match written.invoices.first() {
         Some((_, id)) => {

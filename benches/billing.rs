@@ -92,7 +92,14 @@ fn events(org: Uuid, subscriptions: usize, month: DateTime<Utc>) -> Vec<Event> {
 }
 
 fn main() {
-    let subscriptions = if full_run() { 100_000usize } else { 300 };
+    // BILLSTREAM_BENCH_SUBSCRIPTIONS sizes a run by hand.
+    let subscriptions = std::env::var("BILLSTREAM_BENCH_SUBSCRIPTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if full_run() { 100_000usize } else { 300 });
+    if std::env::var("RUST_LOG").is_ok() {
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    }
     let months = if full_run() { 2 } else { 1 };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let db = testkit::TestPostgres::shared().database();

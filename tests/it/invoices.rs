@@ -470,3 +470,71 @@ async fn charge_minimums_and_the_plan_commitment_are_trued_up() {
     assert_eq!(amounts, expected);
     assert_eq!(inv["fees_amount_cents"], 5000);
 }
+
+#[tokio::test]
+async fn estimate_fees_prices_one_more_event_on_a_charge_paid_in_advance() {
+    let app = TestApp::new().await;
+    app.post("/api/v1/taxes", &json!({"tax": {"name": "VAT", "code": "vat", "rate": "20"}})).await.ok();
+    for m in [
+        json!({"name": "Credits", "code": "credits", "aggregation_type": "sum_agg", "field_name": "amount"}),
+        json!({"name": "Calls", "code": "calls", "aggregation_type": "count_agg"}),
+    ] {
+        app.post("/api/v1/billable_metrics", &json!({ "billable_metric": m })).await.ok();
+    }
+    let credits = app.get("/api/v1/billable_metrics/credits").await.ok().body["billable_metric"]["lago_id"].clone();
+    let calls = app.get("/api/v1/billable_metrics/calls").await.ok().body["billable_metric"]["lago_id"].clone();
+    app.post(
+        "/api/v1/plans",
+        &json!({"plan": {"name": "P", "code": "p", "interval": "monthly", "amount_cents": 0, "amount_currency": "EUR",
+            "charges": [
+                {"billable_metric_id": credits, "charge_model": "graduated", "pay_in_advance": true, "invoiceable": true,
+                 "properties": {"graduated_ranges": [
+                    {"from_value": 0, "to_value": 10, "per_unit_amount": "1", "flat_amount": "0"},
+                    {"from_value": 11, "to_value": null, "per_unit_amount": "0.5", "flat_amount": "0"}]}},
+                {"billable_metric_id": calls, "charge_model": "standard", "properties": {"amount": "1"}}]}}),
+    )
+    .await
+    .ok();
+    app.post("/api/v1/customers", &json!({"customer": {"external_id": "acme", "tax_codes": ["vat"]}})).await.ok();
+    app.post(
+        "/api/v1/subscriptions",
+        &json!({"subscription": {"external_customer_id": "acme", "plan_code": "p", "external_id": "s"}}),
+    )
+    .await
+    .expect(200);
+    // 8 credits used this period already.
+    app.post(
+        "/api/v1/events",
+        &json!({"event": {"transaction_id": "t1", "external_subscription_id": "s", "code": "credits",
+                          "properties": {"amount": 8}}}),
+    )
+    .await
+    .expect(200);
+    let r = app
+        .post(
+            "/api/v1/events/estimate_fees",
+            &json!({"event": {"external_subscription_id": "s", "code": "credits", "properties": {"amount": 5}}}),
+        )
+        .await
+        .expect(200);
+    // 13 credits cost 10 × 1.00 + 3 × 0.50 = 11.50; 8 cost 8.00: this event adds 3.50, and 20 % VAT.
+    let fee = &r.body["fees"][0];
+    assert_eq!((fee["amount_cents"].clone(), fee["units"].clone()), (json!(350), json!("5")));
+    assert_eq!((fee["taxes_amount_cents"].clone(), fee["total_amount_cents"].clone()), (json!(70), json!(420)));
+    assert_eq!(fee["pay_in_advance"], true);
+    assert_eq!(fee["lago_id"], Value::Null);
+    // Nothing was stored.
+    assert_eq!(app.get("/api/v1/events?code=credits").await.ok().body["meta"]["total_count"], 1);
+    let estimate = |event: Value| {
+        let app = &app;
+        async move { app.post("/api/v1/events/estimate_fees", &json!({ "event": event })).await }
+    };
+    let r = estimate(json!({"external_subscription_id": "nope", "code": "credits"})).await.expect(404);
+    assert_eq!(r.body["code"], "subscription_not_found");
+    let r = estimate(json!({"external_subscription_id": "s", "code": "nope"})).await.expect(404);
+    assert_eq!(r.body["code"], "billable_metric_not_found");
+    let r = estimate(json!({"external_subscription_id": "s", "code": "calls"})).await.expect(422);
+    assert_eq!(r.body["error_details"]["code"], json!(["does_not_match_an_instant_charge"]));
+    let r = estimate(json!({"external_subscription_id": "s", "code": "credits", "properties": {"amount": "x"}})).await;
+    assert_eq!(r.expect(422).body["error_details"]["properties"], json!(["value_is_not_valid_number"]));
+}

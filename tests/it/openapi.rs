@@ -73,6 +73,7 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
     ("findInvoice", "get", "/invoices/{lago_id}"),
     ("finalizeInvoice", "put", "/invoices/{lago_id}/finalize"),
     ("voidInvoice", "post", "/invoices/{lago_id}/void"),
+    ("eventEstimateFees", "post", "/events/estimate_fees"),
 ];
 
 struct Spec {
@@ -248,6 +249,26 @@ async fn exercise_invoices(app: &TestApp) {
     app.get(&format!("/api/v1/invoices/{id}")).await.ok();
     app.put(&format!("/api/v1/invoices/{id}/finalize"), &json!({})).await.ok();
     app.post(&format!("/api/v1/invoices/{id}/void"), &json!({})).await.ok();
+
+    let metric = json!({"billable_metric": {"name": "Seats", "code": "seats", "aggregation_type": "count_agg"}});
+    let seats = app.post("/api/v1/billable_metrics", &metric).await.ok().body["billable_metric"]["lago_id"].clone();
+    app.post(
+        "/api/v1/plans",
+        &json!({"plan": {"name": "Instant", "code": "instant", "interval": "monthly", "amount_cents": 0,
+                         "amount_currency": "EUR", "charges": [{"billable_metric_id": seats, "charge_model": "standard",
+                         "pay_in_advance": true, "properties": {"amount": "2"}}]}}),
+    )
+    .await
+    .ok();
+    app.post(
+        "/api/v1/subscriptions",
+        &json!({"subscription": {"external_customer_id": "billed-customer", "plan_code": "instant",
+                                 "external_id": "instant-sub"}}),
+    )
+    .await
+    .ok();
+    let event = json!({"event": {"external_subscription_id": "instant-sub", "code": "seats"}});
+    app.post("/api/v1/events/estimate_fees", &event).await.ok();
 }
 
 /// The catalog issue's operations (taxes, add-ons, customers, plans, subscriptions, coupons, organization).

@@ -122,12 +122,12 @@ async fn void(
 }
 
 /// A decimal as Lago renders units and precise amounts: a plain string without exponent.
-fn dec(d: Decimal) -> String {
+pub(super) fn dec(d: Decimal) -> String {
     d.normalize().to_string()
 }
 
 /// A rate as a JSON number (display only; amounts are never floats).
-fn number(d: Decimal) -> serde_json::Number {
+pub(super) fn number(d: Decimal) -> serde_json::Number {
     d.normalize()
         .to_string()
         .parse::<serde_json::Number>()
@@ -152,10 +152,10 @@ async fn render(conn: &mut sqlx::PgConnection, org: Uuid, i: &Invoice) -> Result
             let subunits = crate::domain::money::Currency::from_code(&f.amount_currency)
                 .map_or(Decimal::ONE_HUNDRED, |c| c.subunits());
             FeeObject {
-                lago_id: f.id,
+                lago_id: Some(f.id),
                 lago_charge_id: f.charge_id,
                 lago_charge_filter_id: f.charge_filter_id,
-                lago_invoice_id: r.id,
+                lago_invoice_id: Some(r.id),
                 lago_true_up_fee_id: None,
                 lago_true_up_parent_fee_id: None,
                 lago_subscription_id: f.subscription_id,

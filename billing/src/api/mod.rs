@@ -5,6 +5,7 @@ mod add_ons;
 mod billable_metrics;
 mod coupons;
 mod customers;
+mod estimates;
 mod invoices;
 mod organizations;
 mod plans;
@@ -39,4 +40,5 @@ pub fn routes() -> Router<ApiState> {
         .merge(coupons::routes())
         .merge(organizations::routes())
         .merge(invoices::routes())
+        .merge(estimates::routes())
 }

@@ -6,6 +6,7 @@
 //!
 //! The same computation, stored nowhere, serves the current usage of a subscription.
 
+pub mod in_advance;
 mod usage;
 mod writer;
 
@@ -320,13 +321,19 @@ pub struct RunReport {
 
 /// Subscriptions written per transaction: big enough to amortize the round trips, small enough to hold the
 /// organizations' locks briefly.
-const BATCH: usize = 500;
+const BATCH: usize = 2000;
 
 /// Bills every subscription due at `now` and every terminated subscription whose final invoice is missing.
 pub async fn run_due(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>) -> Result<RunReport> {
+    let started = std::time::Instant::now();
     let mut conn = pool.acquire().await?;
     let subs = subscriptions::billable(&mut conn, now).await?;
     let ctxs = contexts(&mut conn, subs).await?;
+    tracing::debug!(
+        subscriptions = ctxs.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "billing run: loaded"
+    );
     let mut due: Vec<(Context, Reason, Boundaries)> = Vec::new();
     for ctx in ctxs {
         let reason = if ctx.sub.status == "terminated" { Reason::Terminating } else { Reason::Periodic };
@@ -341,7 +348,9 @@ pub async fn run_due(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>)
         due.into_iter().zip(keep).filter(|(_, k)| *k).map(|(d, _)| d).collect();
     let refs: Vec<&Context> = due.iter().map(|d| &d.0).collect();
     let windows: Vec<Window> = due.iter().map(|d| charges_window(&d.2)).collect();
+    tracing::debug!(due = due.len(), elapsed_ms = started.elapsed().as_millis() as u64, "billing run: periods");
     let mut charges = usage::charge_fees(events, &refs, &windows, |c| !c.attrs.pay_in_advance).await?;
+    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "billing run: usage priced");
     // The subscriptions are ordered by organization and customer, so a batch keeps a customer's invoices together.
     for chunk in due.chunks(BATCH) {
         let batch: Vec<writer::Pending> = chunk
@@ -377,6 +386,11 @@ pub async fn run_due(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>)
             ::metrics::counter!("billstream_invoices_total").increment(1);
         }
     }
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        invoices = report.invoices,
+        "billing run: written"
+    );
     Ok(report)
 }
 

@@ -54,7 +54,7 @@ pub struct FeeDraft {
     pub aggregation_type: Option<String>,
 }
 
-fn metric_spec(m: &Metric) -> Result<MetricSpec> {
+pub(super) fn metric_spec(m: &Metric) -> Result<MetricSpec> {
     let agg = m.attrs.aggregation_type.as_deref().unwrap_or_default();
     let aggregation_type = AggregationType::parse(agg)
         .ok_or_else(|| Error::Internal(format!("aggregation type {agg} has no aggregation")))?;
@@ -114,7 +114,7 @@ fn needs_events(model: &ChargeModel) -> bool {
     }
 }
 
-fn models_of(charge: &Charge) -> Result<(ChargeModel, Vec<ChargeModel>)> {
+pub(super) fn models_of(charge: &Charge) -> Result<(ChargeModel, Vec<ChargeModel>)> {
     let parse = |props: &Map<String, Value>| {
         ChargeModel::from_properties(&charge.attrs.charge_model, props)
             .map_err(|e| Error::Internal(format!("charge {}: {e}", charge.id)))
@@ -122,6 +122,26 @@ fn models_of(charge: &Charge) -> Result<(ChargeModel, Vec<ChargeModel>)> {
     let own = parse(&charge.attrs.properties)?;
     let filters = charge.filters.iter().map(|f| parse(&f.attrs.properties)).collect::<Result<Vec<_>>>()?;
     Ok((own, filters))
+}
+
+/// The aggregation job of `charge` for these subscriptions over `window`.
+pub(super) fn job(
+    ctx: &Context,
+    charge: &Charge,
+    metric: &Metric,
+    subscriptions: Vec<String>,
+    window: Window,
+) -> Result<JobSpec> {
+    Ok(JobSpec {
+        organization_id: ctx.sub.organization_id,
+        code: charge.billable_metric_code.clone(),
+        metric: metric_spec(metric)?,
+        subscriptions,
+        window,
+        filters: charge.filters.iter().map(|f| charge_filter(&f.attrs.values, metric)).collect(),
+        grouped_by: grouped_by(&charge.attrs.properties),
+        initial_levels: HashMap::new(),
+    })
 }
 
 /// The fees of one charge for one subscription, from its bucket totals: one per filter bucket (and the events that
@@ -215,7 +235,7 @@ pub async fn charge_fees(
         }
     }
     let mut out: HashMap<Uuid, Vec<FeeDraft>> = ctxs.iter().map(|c| (c.sub.id, Vec::new())).collect();
-    for ((org, _, _, _, _), slots) in groups {
+    for slots in groups.into_values() {
         for members in slots {
             let first = ctxs[members[0]];
             let window = windows[members[0]];
@@ -224,16 +244,7 @@ pub async fn charge_fees(
                 let metric = first.org.metrics.get(&charge.billable_metric_code).ok_or_else(|| {
                     Error::Internal(format!("metric {} of a charge is missing", charge.billable_metric_code))
                 })?;
-                let job = JobSpec {
-                    organization_id: org,
-                    code: charge.billable_metric_code.clone(),
-                    metric: metric_spec(metric)?,
-                    subscriptions: subscriptions.clone(),
-                    window,
-                    filters: charge.filters.iter().map(|f| charge_filter(&f.attrs.values, metric)).collect(),
-                    grouped_by: grouped_by(&charge.attrs.properties),
-                    initial_levels: HashMap::new(),
-                };
+                let job = job(first, charge, metric, subscriptions.clone(), window)?;
                 let totals = aggregate::jobs::run(events, &job).await.map_err(|e| Error::Internal(e.to_string()))?;
                 let (own, by_filter) = models_of(charge)?;
                 let details = if needs_events(&own) || by_filter.iter().any(needs_events) {

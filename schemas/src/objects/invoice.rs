@@ -101,10 +101,11 @@ pub struct CreditInvoice {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FeeObject {
-    pub lago_id: Uuid,
+    /// None for an estimate, which is stored nowhere.
+    pub lago_id: Option<Uuid>,
     pub lago_charge_id: Option<Uuid>,
     pub lago_charge_filter_id: Option<Uuid>,
-    pub lago_invoice_id: Uuid,
+    pub lago_invoice_id: Option<Uuid>,
     pub lago_true_up_fee_id: Option<Uuid>,
     pub lago_true_up_parent_fee_id: Option<Uuid>,
     pub lago_subscription_id: Option<Uuid>,

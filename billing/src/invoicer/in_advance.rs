@@ -12,12 +12,11 @@ use serde_json::Value;
 use aggregate::EventStore;
 use aggregate::ScanFilter;
 use aggregate::jobs::JobSpec;
-use aggregate::semantics::{AggregationType, Window, filters_of, group_of, property_text, value_of};
+use aggregate::semantics::{AggregationType, filters_of, group_of, property_text, value_of};
 
 use super::usage::{self, FeeDraft};
 use super::{Context, contexts};
 use crate::domain::charge_models::Usage;
-use crate::domain::periods::local_date;
 use crate::store::subscriptions;
 use crate::{Error, Result};
 
@@ -78,7 +77,7 @@ pub async fn estimate(
         },
         _ => None,
     };
-    let window = current_window(&ctx, now);
+    let window = ctx.current_window(now);
     let mut fees = Vec::new();
     for charge in charges {
         let job: JobSpec = usage::job(&ctx, charge, &metric, vec![ctx.sub.external_id.clone()], window)?;
@@ -143,15 +142,6 @@ pub async fn estimate(
         });
     }
     Ok((ctx.currency, fees))
-}
-
-/// The charges period holding `now`.
-fn current_window(ctx: &Context, now: DateTime<Utc>) -> Window {
-    let schedule = ctx.charges_schedule();
-    let today = local_date(ctx.tz, now).max(local_date(ctx.tz, ctx.started_at()));
-    let period = schedule.period_containing(today);
-    let (start, end) = period.to_utc(ctx.tz);
-    Window { from: start.max(ctx.started_at()), to: end, duration_days: schedule.duration_days(&period) }
 }
 
 async fn unique_delta(

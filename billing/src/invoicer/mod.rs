@@ -93,6 +93,15 @@ impl Context {
         Schedule { interval, billing_time: self.billing_time(), anchor: local_date(self.tz, self.sub.subscription_at) }
     }
 
+    /// The charges period holding `now`, from the subscription's start.
+    fn current_window(&self, now: DateTime<Utc>) -> Window {
+        let schedule = self.charges_schedule();
+        let today = local_date(self.tz, now).max(local_date(self.tz, self.started_at()));
+        let period = schedule.period_containing(today);
+        let (start, end) = period.to_utc(self.tz);
+        Window { from: start.max(self.started_at()), to: end, duration_days: schedule.duration_days(&period) }
+    }
+
     /// The periods billed for `reason` at `at`; `None` when no period ended.
     fn boundaries(&self, reason: Reason, at: DateTime<Utc>) -> Option<Boundaries> {
         let terms = self.terms();
@@ -529,31 +538,15 @@ pub async fn current_usage(
     let sub = subscriptions::get(&mut conn, org, subscription).await?;
     let ctx = contexts(&mut conn, vec![sub]).await?.pop().ok_or(Error::NotFound("subscription"))?;
     drop(conn);
-    let schedule = ctx.charges_schedule();
-    let today = local_date(ctx.tz, now).max(local_date(ctx.tz, ctx.started_at()));
-    let period = schedule.period_containing(today);
-    let (start, end) = period.to_utc(ctx.tz);
-    let from = start.max(ctx.started_at());
-    let window = Window { from, to: end, duration_days: schedule.duration_days(&period) };
+    let window = ctx.current_window(now);
     let fees = usage::charge_fees(events, &[&ctx], &[window], |_| true).await?.remove(&ctx.sub.id).unwrap_or_default();
-    let drafts: Vec<DraftFee> = fees
-        .iter()
-        .map(|f| DraftFee {
-            amount_cents: f.amount_cents,
-            plans: ctx.plan_ids(),
-            billable_metric: f.billable_metric,
-            taxes: f
-                .taxes
-                .iter()
-                .map(|t| crate::domain::invoice_totals::Tax { code: t.code.clone(), rate: t.rate })
-                .collect(),
-        })
-        .collect();
+    let drafts: Vec<DraftFee> = fees.iter().map(|f| f.draft(ctx.plan_ids())).collect();
     let computed = invoicing::compute(&drafts, &[], ctx.currency.code);
+    let last_day = local_date(ctx.tz, window.to);
     Ok(CurrentUsage {
-        from,
-        to: end,
-        issuing_date: period.end.succ_opt().unwrap_or(period.end),
+        from: window.from,
+        to: window.to,
+        issuing_date: last_day.succ_opt().unwrap_or(last_day),
         currency: ctx.currency.code,
         fees,
         taxes_amount_cents: computed.totals.taxes_amount_cents,

@@ -54,6 +54,22 @@ pub struct FeeDraft {
     pub aggregation_type: Option<String>,
 }
 
+impl FeeDraft {
+    /// The fee as coupons and taxes see it.
+    pub fn draft(&self, plans: Vec<Uuid>) -> crate::domain::invoicing::DraftFee {
+        crate::domain::invoicing::DraftFee {
+            amount_cents: self.amount_cents,
+            plans,
+            billable_metric: self.billable_metric,
+            taxes: self
+                .taxes
+                .iter()
+                .map(|t| crate::domain::invoice_totals::Tax { code: t.code.clone(), rate: t.rate })
+                .collect(),
+        }
+    }
+}
+
 pub(super) fn metric_spec(m: &Metric) -> Result<MetricSpec> {
     let agg = m.attrs.aggregation_type.as_deref().unwrap_or_default();
     let aggregation_type = AggregationType::parse(agg)

@@ -1,6 +1,6 @@
 //! Writes a batch of subscription invoices in one transaction, in this order:
 //!
-//! 1. Lock the organizations of the batch (`FOR UPDATE` on their rows): invoice numbers and coupon use of an
+//! 1. Lock the organizations of the batch (`FOR NO KEY UPDATE` on their rows): invoice numbers and coupon use of an
 //!    organization are decided by one writer at a time.
 //! 2. Claim each invoice's period: insert its `invoice_subscriptions` row, `ON CONFLICT DO NOTHING` on
 //!    (subscription, start of the charges period). A period billed already (a second clock, a termination racing
@@ -50,7 +50,9 @@ pub async fn write(pool: &PgPool, batch: Vec<Pending<'_>>) -> Result<Written> {
     let mut tx = pool.begin().await?;
     let orgs: BTreeSet<Uuid> = batch.iter().map(|p| p.ctx.sub.organization_id).collect();
     for org in &orgs {
-        sqlx::query("SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE").bind(org).execute(&mut *tx).await?;
+        // NO KEY UPDATE: it excludes other writers of invoices but not the key-share locks that inserting rows
+        // referencing the organization takes, so it cannot deadlock with them.
+        sqlx::query("SELECT 1 FROM organizations WHERE id = $1 FOR NO KEY UPDATE").bind(org).execute(&mut *tx).await?;
     }
     let ids: Vec<Uuid> = batch.iter().map(|_| Uuid::new_v4()).collect();
     let claimed = claim(&mut tx, &batch, &ids).await?;
@@ -70,15 +72,7 @@ pub async fn write(pool: &PgPool, batch: Vec<Pending<'_>>) -> Result<Written> {
         let id = ids[i];
         let ctx = p.ctx;
         let fees: Vec<&FeeDraft> = p.fees.iter().filter(|f| f.invoiceable).collect();
-        let drafts: Vec<DraftFee> = fees
-            .iter()
-            .map(|f| DraftFee {
-                amount_cents: f.amount_cents,
-                plans: ctx.plan_ids(),
-                billable_metric: f.billable_metric,
-                taxes: f.taxes.iter().map(|t| invoice_totals::Tax { code: t.code.clone(), rate: t.rate }).collect(),
-            })
-            .collect();
+        let drafts: Vec<DraftFee> = fees.iter().map(|f| f.draft(ctx.plan_ids())).collect();
         let mine = coupons.entry(ctx.customer.id).or_default();
         let computed = invoicing::compute(&drafts, mine, ctx.currency.code);
         // Later invoices of this customer in the batch see what this one left of each coupon.

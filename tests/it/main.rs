@@ -10,6 +10,7 @@ mod coupons;
 mod customers;
 mod events;
 mod invoices;
+mod one_off;
 mod openapi;
 mod organizations;
 mod plans;

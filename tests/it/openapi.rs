@@ -73,6 +73,7 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
     ("findInvoice", "get", "/invoices/{lago_id}"),
     ("finalizeInvoice", "put", "/invoices/{lago_id}/finalize"),
     ("voidInvoice", "post", "/invoices/{lago_id}/void"),
+    ("createInvoice", "post", "/invoices"),
 ];
 
 struct Spec {
@@ -248,6 +249,17 @@ async fn exercise_invoices(app: &TestApp) {
     app.get(&format!("/api/v1/invoices/{id}")).await.ok();
     app.put(&format!("/api/v1/invoices/{id}/finalize"), &json!({})).await.ok();
     app.post(&format!("/api/v1/invoices/{id}/void"), &json!({})).await.ok();
+    exercise_one_off(app).await;
+}
+
+/// One-off invoices: an add-on billed to the customer above.
+async fn exercise_one_off(app: &TestApp) {
+    let add_on = json!({"add_on": {"name": "Setup", "code": "one-off-setup", "amount_cents": 5000,
+                                   "amount_currency": "EUR", "tax_codes": ["vat"]}});
+    app.post("/api/v1/add_ons", &add_on).await.ok();
+    let invoice = json!({"invoice": {"external_customer_id": "billed-customer", "currency": "EUR", "fees": [
+        {"add_on_code": "one-off-setup", "units": "2", "description": "Two", "invoice_display_name": "Setup x2"}]}});
+    app.post("/api/v1/invoices", &invoice).await.ok();
 }
 
 /// The catalog issue's operations (taxes, add-ons, customers, plans, subscriptions, coupons, organization).

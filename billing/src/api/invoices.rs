@@ -141,7 +141,7 @@ async fn customer_object(conn: &mut sqlx::PgConnection, org: Uuid, id: Uuid) -> 
     Ok(super::customers::render(&c))
 }
 
-async fn render(conn: &mut sqlx::PgConnection, org: Uuid, i: &Invoice) -> Result<InvoiceObject, ApiError> {
+pub(super) async fn render(conn: &mut sqlx::PgConnection, org: Uuid, i: &Invoice) -> Result<InvoiceObject, ApiError> {
     let r = &i.row;
     let customer = customer_object(conn, org, r.customer_id).await?;
     let fees = i
@@ -188,6 +188,7 @@ async fn render(conn: &mut sqlx::PgConnection, org: Uuid, i: &Invoice) -> Result
                 failed_at: None,
                 refunded_at: None,
                 event_transaction_id: None,
+                description: f.description.clone(),
                 precise_coupons_amount_cents: dec(f.precise_coupons_amount_cents),
                 sub_total_excluding_taxes_amount_cents: crate::domain::invoicing::round_cents(sub_total_precise),
                 sub_total_excluding_taxes_precise_amount_cents: dec(sub_total_precise),
@@ -358,7 +359,7 @@ fn filter_usage(f: &FeeDraft) -> FilterUsageObject {
 }
 
 /// One entry per charge: totals over its fees, with the filter and group breakdowns Lago gives.
-fn charges_usage(fees: &[FeeDraft], currency: &str) -> Vec<ChargeUsageObject> {
+pub(super) fn charges_usage(fees: &[FeeDraft], currency: &str) -> Vec<ChargeUsageObject> {
     let mut order: Vec<Uuid> = Vec::new();
     for f in fees {
         if let Some(c) = f.charge_id

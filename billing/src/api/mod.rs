@@ -6,6 +6,7 @@ mod billable_metrics;
 mod coupons;
 mod customers;
 mod invoices;
+mod one_off_invoices;
 mod organizations;
 mod plans;
 mod subscriptions;
@@ -39,4 +40,5 @@ pub fn routes() -> Router<ApiState> {
         .merge(coupons::routes())
         .merge(organizations::routes())
         .merge(invoices::routes())
+        .merge(one_off_invoices::routes())
 }

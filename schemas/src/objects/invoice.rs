@@ -135,6 +135,7 @@ pub struct FeeObject {
     pub failed_at: Option<String>,
     pub refunded_at: Option<String>,
     pub event_transaction_id: Option<String>,
+    pub description: Option<String>,
     pub precise_coupons_amount_cents: String,
     pub sub_total_excluding_taxes_amount_cents: i64,
     pub sub_total_excluding_taxes_precise_amount_cents: String,

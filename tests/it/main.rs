@@ -13,6 +13,7 @@ mod invoices;
 mod one_off;
 mod openapi;
 mod organizations;
+mod past_usage;
 mod plans;
 mod sdk;
 mod subscriptions;

@@ -74,6 +74,7 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
     ("finalizeInvoice", "put", "/invoices/{lago_id}/finalize"),
     ("voidInvoice", "post", "/invoices/{lago_id}/void"),
     ("createInvoice", "post", "/invoices"),
+    ("findAllCustomerPastUsage", "get", "/customers/{external_customer_id}/past_usage"),
 ];
 
 struct Spec {
@@ -247,6 +248,9 @@ async fn exercise_invoices(app: &TestApp) {
     let list = app.get("/api/v1/invoices?external_customer_id=billed-customer").await.ok();
     let id = list.body["invoices"][0]["lago_id"].as_str().expect("an invoice").to_owned();
     app.get(&format!("/api/v1/invoices/{id}")).await.ok();
+    app.get("/api/v1/customers/billed-customer/past_usage?external_subscription_id=billed-sub&periods_count=2")
+        .await
+        .ok();
     app.put(&format!("/api/v1/invoices/{id}/finalize"), &json!({})).await.ok();
     app.post(&format!("/api/v1/invoices/{id}/void"), &json!({})).await.ok();
     exercise_one_off(app).await;

@@ -8,6 +8,7 @@ mod customers;
 mod invoices;
 mod one_off_invoices;
 mod organizations;
+mod past_usage;
 mod plans;
 mod subscriptions;
 mod taxes;
@@ -41,4 +42,5 @@ pub fn routes() -> Router<ApiState> {
         .merge(organizations::routes())
         .merge(invoices::routes())
         .merge(one_off_invoices::routes())
+        .merge(past_usage::routes())
 }

@@ -250,3 +250,10 @@ pub struct GroupedUsageObject {
 pub struct CustomerUsageEnvelope {
     pub customer_usage: CustomerUsageObject,
 }
+
+/// `usage_periods`: a subscription's billed periods, newest first, each as a usage object of its invoice.
+#[derive(Debug, Serialize)]
+pub struct CustomerPastUsage {
+    pub usage_periods: Vec<CustomerUsageObject>,
+    pub meta: PaginationMeta,
+}

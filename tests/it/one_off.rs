@@ -116,6 +116,10 @@ async fn a_one_off_invoice_bills_add_on_fees_to_the_cent_and_is_finalized_at_onc
     assert_eq!(inv["taxes_amount_cents"], 1880);
     assert_eq!(inv["sub_total_including_taxes_amount_cents"], 22878);
     assert_eq!(inv["total_amount_cents"], 22878);
+    assert_eq!(
+        (inv["total_due_amount_cents"].clone(), inv["total_paid_amount_cents"].clone()),
+        (json!(22878), json!(0))
+    );
     let lines = inv["applied_taxes"].as_array().unwrap();
     let line = |code: &str| lines.iter().find(|t| t["tax_code"] == code).unwrap().clone();
     assert_eq!(

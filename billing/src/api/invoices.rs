@@ -249,6 +249,8 @@ pub(super) async fn render(conn: &mut sqlx::PgConnection, org: Uuid, i: &Invoice
         prepaid_credit_amount_cents: r.prepaid_credit_amount_cents,
         progressive_billing_credit_amount_cents: 0,
         total_amount_cents: r.total_amount_cents,
+        total_due_amount_cents: if r.status == "voided" { 0 } else { r.total_amount_cents },
+        total_paid_amount_cents: 0,
         version_number: 4,
         self_billed: false,
         created_at: timestamp(r.created_at),

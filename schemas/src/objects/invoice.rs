@@ -32,6 +32,9 @@ pub struct InvoiceObject {
     pub prepaid_credit_amount_cents: i64,
     pub progressive_billing_credit_amount_cents: i64,
     pub total_amount_cents: i64,
+    /// What is left to pay (Lago's; Billstream records no payments, so the total, and 0 once voided).
+    pub total_due_amount_cents: i64,
+    pub total_paid_amount_cents: i64,
     pub version_number: i64,
     pub self_billed: bool,
     pub created_at: String,

@@ -60,10 +60,12 @@ async fn taxes_by_code(conn: &mut PgConnection, org: Uuid, codes: &[String]) -> 
 
 /// Creates, finalizes and numbers the one-off invoice; returns its id.
 pub async fn create(pool: &PgPool, org: Uuid, input: OneOffInput, now: DateTime<Utc>) -> Result<Uuid> {
-    let mut tx = pool.begin().await?;
-    // The customer row is locked: its currency may be set below, and finalization numbers its invoices.
+    // Lookups and checks hold one pooled connection at a time and no transaction: a request that is refused never
+    // waits on a lock, and concurrent requests cannot starve the pool by each holding a connection while asking
+    // for another. The customer needs no lock here: its currency is set only if still blank (one atomic update)
+    // and finalization locks it while taking the next number.
     let customer = match &input.external_customer_id {
-        Some(id) => customers::find_in(&mut tx, org, id, true).await?,
+        Some(id) => customers::find_in(&mut *pool.acquire().await?, org, id, false).await?,
         None => None,
     };
     let customer = customer.ok_or(Error::NotFound("customer"))?;
@@ -88,6 +90,7 @@ pub async fn create(pool: &PgPool, org: Uuid, input: OneOffInput, now: DateTime<
     };
     let Some(currency) = currency.filter(|_| errors.is_empty()) else { return Err(Error::Validation(errors)) };
 
+    let mut tx = pool.begin().await?;
     let org_taxes = organization_taxes(&mut tx, org).await?;
     let mut fees = Vec::with_capacity(input.fees.len());
     for fee in &input.fees {

@@ -224,3 +224,24 @@ async fn rejected_one_off_invoices_answer_lagos_errors_and_change_nothing() {
     let r = post(json!({"external_customer_id": "acme", "currency": "EUR", "fees": setup})).await.expect(200);
     assert!(r.body["invoice"]["number"].as_str().unwrap().ends_with("-001-001"));
 }
+
+/// Regression: each transaction's invoice insert holds a key-share lock on the customer and the organization, so
+/// finalization locking them FOR UPDATE deadlocked concurrent invoices of one customer (a 500 for all but one).
+#[tokio::test]
+async fn concurrent_one_off_invoices_of_a_customer_take_consecutive_numbers() {
+    let app = TestApp::new().await;
+    catalog(&app).await;
+    app.post("/api/v1/customers", &json!({"customer": {"external_id": "acme", "name": "Acme", "currency": "EUR"}}))
+        .await
+        .ok();
+    let body = json!({"invoice": {"external_customer_id": "acme", "fees": [{"add_on_code": "support"}]}});
+    let (a, b, c) = tokio::join!(
+        app.post("/api/v1/invoices", &body),
+        app.post("/api/v1/invoices", &body),
+        app.post("/api/v1/invoices", &body)
+    );
+    let mut numbers: Vec<String> =
+        [a, b, c].into_iter().map(|r| r.expect(200).body["invoice"]["number"].as_str().unwrap().to_owned()).collect();
+    numbers.sort();
+    assert_eq!(numbers, ["ACME-001-001", "ACME-001-002", "ACME-001-003"]);
+}

@@ -154,7 +154,9 @@ pub async fn finalize(conn: &mut PgConnection, org: Uuid, invoice: Uuid) -> Resu
         return Ok(());
     }
     let settings = super::organizations::settings(conn, org, true).await?;
-    let customer_seq: i64 = sqlx::query_scalar("SELECT sequential_id FROM customers WHERE id = $1 FOR UPDATE")
+    // NO KEY UPDATE (as for the organization): this transaction and a concurrent one have each inserted an invoice
+    // referencing the customer, holding its key-share lock; FOR UPDATE would make them wait on each other.
+    let customer_seq: i64 = sqlx::query_scalar("SELECT sequential_id FROM customers WHERE id = $1 FOR NO KEY UPDATE")
         .bind(customer)
         .fetch_one(&mut *conn)
         .await?;

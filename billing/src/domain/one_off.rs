@@ -51,8 +51,10 @@ fn datetime(raw: Option<&Value>) -> Result<Option<DateTime<Utc>>, ()> {
 
 fn parse_fee(map: &Map<String, Value>, errors: &mut ValidationErrors) -> FeeInput {
     let mut f = Fields::new(map);
+    // Rails takes a number for the code as its text, and drops a list or an object (no add-on is found then).
     let add_on_code = match f.raw("add_on_code") {
         Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
         _ => None,
     };
     let unit_amount_cents = f.int("unit_amount_cents").value();
@@ -164,6 +166,11 @@ mod tests {
         assert_eq!(input.fees[0].invoice_display_name, None);
         assert_eq!(input.fees[0].tax_codes, Some(vec!["vat".to_owned()]));
         assert_eq!(input.fees[2].add_on_code, None);
+        let numeric = parse(&obj(json!({"fees": [{"add_on_code": 42}, {"add_on_code": {"a": 1}}]})));
+        assert_eq!(
+            (numeric.fees[0].add_on_code.as_deref(), numeric.fees[1].add_on_code.as_deref()),
+            (Some("42"), None)
+        );
         assert_eq!(input.errors.get("units").unwrap(), ["value_is_out_of_range", "value_is_invalid"]);
         assert_eq!(input.errors.get("boundaries").unwrap(), ["values_are_invalid"]);
     }

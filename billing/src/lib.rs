@@ -9,6 +9,7 @@ pub mod clock;
 pub mod domain;
 pub mod error;
 pub mod invoicer;
+pub mod one_off;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -74,6 +74,8 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
     ("finalizeInvoice", "put", "/invoices/{lago_id}/finalize"),
     ("voidInvoice", "post", "/invoices/{lago_id}/void"),
     ("eventEstimateFees", "post", "/events/estimate_fees"),
+    ("createInvoice", "post", "/invoices"),
+    ("findAllCustomerPastUsage", "get", "/customers/{external_customer_id}/past_usage"),
 ];
 
 struct Spec {
@@ -247,6 +249,9 @@ async fn exercise_invoices(app: &TestApp) {
     let list = app.get("/api/v1/invoices?external_customer_id=billed-customer").await.ok();
     let id = list.body["invoices"][0]["lago_id"].as_str().expect("an invoice").to_owned();
     app.get(&format!("/api/v1/invoices/{id}")).await.ok();
+    app.get("/api/v1/customers/billed-customer/past_usage?external_subscription_id=billed-sub&periods_count=2")
+        .await
+        .ok();
     app.put(&format!("/api/v1/invoices/{id}/finalize"), &json!({})).await.ok();
     app.post(&format!("/api/v1/invoices/{id}/void"), &json!({})).await.ok();
 
@@ -269,6 +274,17 @@ async fn exercise_invoices(app: &TestApp) {
     .ok();
     let event = json!({"event": {"external_subscription_id": "instant-sub", "code": "seats"}});
     app.post("/api/v1/events/estimate_fees", &event).await.ok();
+    exercise_one_off(app).await;
+}
+
+/// One-off invoices: an add-on billed to the customer above.
+async fn exercise_one_off(app: &TestApp) {
+    let add_on = json!({"add_on": {"name": "Setup", "code": "one-off-setup", "amount_cents": 5000,
+                                   "amount_currency": "EUR", "tax_codes": ["vat"]}});
+    app.post("/api/v1/add_ons", &add_on).await.ok();
+    let invoice = json!({"invoice": {"external_customer_id": "billed-customer", "currency": "EUR", "fees": [
+        {"add_on_code": "one-off-setup", "units": "2", "description": "Two", "invoice_display_name": "Setup x2"}]}});
+    app.post("/api/v1/invoices", &invoice).await.ok();
 }
 
 /// The catalog issue's operations (taxes, add-ons, customers, plans, subscriptions, coupons, organization).

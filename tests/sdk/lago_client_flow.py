@@ -1,7 +1,8 @@
 """Lago's official Python client against a running Billstream.
 
 Creates a billable metric, a tax, a plan with a graduated and a package charge, a customer, a coupon (applied to the
-customer) and a subscription; reads each back and checks it holds what was sent; terminates the subscription.
+customer) and a subscription; reads each back and checks it holds what was sent; issues a one-off invoice of an
+add-on and reads the subscription's past usage; terminates the subscription.
 Reads LAGO_API_URL and LAGO_API_KEY. Exits non-zero (with the reason) on the first mismatch or client error.
 """
 
@@ -24,6 +25,7 @@ from lago_python_client.models.organization import Organization, OrganizationBil
 from lago_python_client.models.applied_coupon import AppliedCoupon
 from lago_python_client.models.charge import Charges
 from lago_python_client.models.coupon import LimitationConfiguration
+from lago_python_client.models.invoice import InvoiceFee, InvoiceFeesList, OneOffInvoice
 
 
 def check(what, got, expected):
@@ -143,7 +145,24 @@ def more_calls(client):
     ]:
         page = resource.find_all()
         check(f"{key} listed", (len(page[key]), page["meta"]["total_count"]), (expected, expected))
+    one_off_and_past_usage(client)
     check("add-on deleted", client.add_ons.destroy("setup").code, "setup")
+
+
+def one_off_and_past_usage(client):
+    """A one-off invoice of the add-on: 2.5 x 19.99 = 49.975 -> 49.98, its VAT (19.6 % since the update above)
+    9.79608 -> 9.80; and the subscription's past usage (nothing billed yet)."""
+    invoice = client.invoices.create(OneOffInvoice(
+        external_customer_id="acme", currency="EUR",
+        fees=InvoiceFeesList(__root__=[InvoiceFee(add_on_code="setup", units=2.5, unit_amount_cents=1999,
+                                                  description="Setup, 2.5 days")]),
+    ))
+    check("one-off invoice", (invoice.invoice_type, invoice.status, invoice.fees_amount_cents,
+                              invoice.taxes_amount_cents, invoice.total_amount_cents),
+          ("one_off", "finalized", 4998, 980, 5978))
+    check("one-off invoice read back", client.invoices.find(invoice.lago_id).number, invoice.number)
+    past = client.customers.past_usage("acme", "acme-startup")
+    check("past usage", (past["usage_periods"], past["meta"]["total_count"]), ([], 0))
 
 
 if __name__ == "__main__":

@@ -76,6 +76,7 @@ async fn estimate_fees(
                 external_customer_id: None,
                 external_subscription_id: Some(external_subscription_id.clone()),
                 invoice_display_name: f.item_invoice_display_name.clone(),
+                description: None,
                 amount_cents: f.amount_cents,
                 precise_amount: super::invoices::dec(f.precise_amount_cents / currency.subunits()),
                 precise_total_amount: super::invoices::dec(

@@ -141,7 +141,7 @@ async fn customer_object(conn: &mut sqlx::PgConnection, org: Uuid, id: Uuid) -> 
     Ok(super::customers::render(&c))
 }
 
-async fn render(conn: &mut sqlx::PgConnection, org: Uuid, i: &Invoice) -> Result<InvoiceObject, ApiError> {
+pub(super) async fn render(conn: &mut sqlx::PgConnection, org: Uuid, i: &Invoice) -> Result<InvoiceObject, ApiError> {
     let r = &i.row;
     let customer = customer_object(conn, org, r.customer_id).await?;
     let fees = i
@@ -188,6 +188,7 @@ async fn render(conn: &mut sqlx::PgConnection, org: Uuid, i: &Invoice) -> Result
                 failed_at: None,
                 refunded_at: None,
                 event_transaction_id: None,
+                description: f.description.clone(),
                 precise_coupons_amount_cents: dec(f.precise_coupons_amount_cents),
                 sub_total_excluding_taxes_amount_cents: crate::domain::invoicing::round_cents(sub_total_precise),
                 sub_total_excluding_taxes_precise_amount_cents: dec(sub_total_precise),
@@ -248,6 +249,8 @@ async fn render(conn: &mut sqlx::PgConnection, org: Uuid, i: &Invoice) -> Result
         prepaid_credit_amount_cents: r.prepaid_credit_amount_cents,
         progressive_billing_credit_amount_cents: 0,
         total_amount_cents: r.total_amount_cents,
+        total_due_amount_cents: if r.status == "voided" { 0 } else { r.total_amount_cents },
+        total_paid_amount_cents: 0,
         version_number: 4,
         self_billed: false,
         created_at: timestamp(r.created_at),
@@ -358,7 +361,7 @@ fn filter_usage(f: &FeeDraft) -> FilterUsageObject {
 }
 
 /// One entry per charge: totals over its fees, with the filter and group breakdowns Lago gives.
-fn charges_usage(fees: &[FeeDraft], currency: &str) -> Vec<ChargeUsageObject> {
+pub(super) fn charges_usage(fees: &[FeeDraft], currency: &str) -> Vec<ChargeUsageObject> {
     let mut order: Vec<Uuid> = Vec::new();
     for f in fees {
         if let Some(c) = f.charge_id

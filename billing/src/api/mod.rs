@@ -7,7 +7,9 @@ mod coupons;
 mod customers;
 mod estimates;
 mod invoices;
+mod one_off_invoices;
 mod organizations;
+mod past_usage;
 mod plans;
 mod subscriptions;
 mod taxes;
@@ -41,4 +43,6 @@ pub fn routes() -> Router<ApiState> {
         .merge(organizations::routes())
         .merge(invoices::routes())
         .merge(estimates::routes())
+        .merge(one_off_invoices::routes())
+        .merge(past_usage::routes())
 }

@@ -11,6 +11,7 @@ pub mod invoice_totals;
 pub mod invoicing;
 pub mod lists;
 pub mod money;
+pub mod one_off;
 pub mod organization;
 pub mod periods;
 pub mod plan;

@@ -79,6 +79,7 @@ pub struct FeeRow {
     pub payment_status: String,
     pub created_at: DateTime<Utc>,
     pub external_subscription_id: Option<String>,
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -153,7 +154,9 @@ pub async fn finalize(conn: &mut PgConnection, org: Uuid, invoice: Uuid) -> Resu
         return Ok(());
     }
     let settings = super::organizations::settings(conn, org, true).await?;
-    let customer_seq: i64 = sqlx::query_scalar("SELECT sequential_id FROM customers WHERE id = $1 FOR UPDATE")
+    // NO KEY UPDATE (as for the organization): this transaction and a concurrent one have each inserted an invoice
+    // referencing the customer, holding its key-share lock; FOR UPDATE would make them wait on each other.
+    let customer_seq: i64 = sqlx::query_scalar("SELECT sequential_id FROM customers WHERE id = $1 FOR NO KEY UPDATE")
         .bind(customer)
         .fetch_one(&mut *conn)
         .await?;
@@ -226,7 +229,8 @@ async fn complete(conn: &mut PgConnection, org: Uuid, rows: Vec<InvoiceRow>) -> 
                 f.amount_currency, f.taxes_amount_cents, f.taxes_precise_amount_cents, f.taxes_rate,
                 f.precise_coupons_amount_cents, f.units, f.total_aggregated_units, f.events_count,
                 f.unit_amount_cents, f.precise_unit_amount, f.pay_in_advance, f.invoiceable, f.from_datetime,
-                f.to_datetime, f.payment_status, f.created_at, s.external_id AS external_subscription_id
+                f.to_datetime, f.payment_status, f.created_at, s.external_id AS external_subscription_id,
+                f.description
          FROM fees f LEFT JOIN subscriptions s ON s.id = f.subscription_id
          WHERE f.organization_id = $1 AND f.invoice_id = ANY($2) ORDER BY f.invoice_id, f.position",
     )

@@ -1,8 +1,10 @@
 //! Postgres repositories. Every function that reads or writes tenant data takes the organization and filters on it.
 
 pub mod billable_metrics;
+pub mod invoice_rows;
 pub mod invoices;
 pub mod organizations;
+pub mod past_usage;
 pub mod taxes;
 
 /// A query text built with `format!` from constant column lists (never from input), as sqlx wants it marked.

@@ -90,7 +90,9 @@ pub async fn settings(conn: &mut sqlx::PgConnection, org: Uuid, lock: bool) -> R
                 finalize_zero_amount_invoice, email_settings, {}
          FROM organizations WHERE id = $1 {}",
         TEXT_FIELDS.join(", "),
-        if lock { "FOR UPDATE" } else { "" }
+        // NO KEY UPDATE: serializes the writers of these settings (and invoice numbering) without blocking the
+        // key-share locks that inserts referencing the organization take, which would deadlock two invoices.
+        if lock { "FOR NO KEY UPDATE" } else { "" }
     )))
     .bind(org)
     .fetch_one(conn)

@@ -32,6 +32,9 @@ pub struct InvoiceObject {
     pub prepaid_credit_amount_cents: i64,
     pub progressive_billing_credit_amount_cents: i64,
     pub total_amount_cents: i64,
+    /// What is left to pay (Lago's; Billstream records no payments, so the total, and 0 once voided).
+    pub total_due_amount_cents: i64,
+    pub total_paid_amount_cents: i64,
     pub version_number: i64,
     pub self_billed: bool,
     pub created_at: String,
@@ -136,6 +139,7 @@ pub struct FeeObject {
     pub failed_at: Option<String>,
     pub refunded_at: Option<String>,
     pub event_transaction_id: Option<String>,
+    pub description: Option<String>,
     pub precise_coupons_amount_cents: String,
     pub sub_total_excluding_taxes_amount_cents: i64,
     pub sub_total_excluding_taxes_precise_amount_cents: String,
@@ -249,4 +253,11 @@ pub struct GroupedUsageObject {
 #[derive(Debug, Serialize)]
 pub struct CustomerUsageEnvelope {
     pub customer_usage: CustomerUsageObject,
+}
+
+/// `usage_periods`: a subscription's billed periods, newest first, each as a usage object of its invoice.
+#[derive(Debug, Serialize)]
+pub struct CustomerPastUsage {
+    pub usage_periods: Vec<CustomerUsageObject>,
+    pub meta: PaginationMeta,
 }

@@ -48,10 +48,15 @@ CREATE TABLE invoice_subscriptions (
     to_datetime           timestamptz,
     charges_from_datetime timestamptz NOT NULL,
     charges_to_datetime   timestamptz NOT NULL,
+    -- The event an invoice of charges paid in advance bills.
+    event_transaction_id  text,
     PRIMARY KEY (invoice_id, subscription_id)
 );
 CREATE UNIQUE INDEX invoice_subscriptions_period ON invoice_subscriptions (subscription_id, charges_from_datetime)
-    WHERE invoicing_reason <> 'subscription_starting';
+    WHERE invoicing_reason IN ('subscription_periodic', 'subscription_terminating');
+-- Charges paid in advance bill each event once.
+CREATE UNIQUE INDEX invoice_subscriptions_event ON invoice_subscriptions (subscription_id, event_transaction_id)
+    WHERE invoicing_reason = 'in_advance_charge';
 -- A plan paid in advance bills its first period when the subscription starts: once.
 CREATE UNIQUE INDEX invoice_subscriptions_starting ON invoice_subscriptions (subscription_id)
     WHERE invoicing_reason = 'subscription_starting';

@@ -72,8 +72,13 @@ pub async fn tick(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>) ->
         crate::store::coupons::refresh(&mut conn, *org).await?;
     }
     let started = invoicer::issue_missing_starts(pool, events, now).await?;
+    let in_advance = invoicer::bill_events(pool, events, now).await?;
     let report = invoicer::run_due(pool, events, now).await?;
-    Ok(Tick { invoices: report.invoices + started, already_billed: report.already_billed, failed: report.failed })
+    Ok(Tick {
+        invoices: report.invoices + started + in_advance,
+        already_billed: report.already_billed,
+        failed: report.failed,
+    })
 }
 
 /// Runs [`tick`] every `every` until the process stops.

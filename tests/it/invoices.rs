@@ -537,4 +537,30 @@ async fn estimate_fees_prices_one_more_event_on_a_charge_paid_in_advance() {
     assert_eq!(r.body["error_details"]["code"], json!(["does_not_match_an_instant_charge"]));
     let r = estimate(json!({"external_subscription_id": "s", "code": "credits", "properties": {"amount": "x"}})).await;
     assert_eq!(r.expect(422).body["error_details"]["properties"], json!(["value_is_not_valid_number"]));
+
+    // The clock bills each event of the charge paid in advance on its own invoice: the first (8 credits) 8.00,
+    // then the one the estimate priced, 3.50, as estimated.
+    let store = PgEventStore::new(app.pool.clone());
+    assert_eq!(tick(&app.pool, &store, Utc::now()).await.unwrap().invoices, 1);
+    app.post(
+        "/api/v1/events",
+        &json!({"event": {"transaction_id": "t2", "external_subscription_id": "s", "code": "credits",
+                          "properties": {"amount": 5}}}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(tick(&app.pool, &store, Utc::now()).await.unwrap().invoices, 1);
+    assert_eq!(tick(&app.pool, &store, Utc::now()).await.unwrap().invoices, 0, "each event is billed once");
+    let list = app.get("/api/v1/invoices?external_customer_id=acme").await.expect(200);
+    let amounts: Vec<(i64, i64)> = list.body["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["fees_amount_cents"].as_i64().unwrap(), i["total_amount_cents"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(amounts, vec![(350, 420), (800, 960)]);
+    let last = &list.body["invoices"][0];
+    assert_eq!(last["billing_periods"][0]["invoicing_reason"], "in_advance_charge");
+    assert_eq!(last["fees"][0]["pay_in_advance"], true);
+    assert_eq!(last["status"], "finalized");
 }

@@ -22,6 +22,8 @@ pub enum Reason {
     Terminating,
     /// A subscription to a plan paid in advance started: its first period's fee is billed at once.
     Starting,
+    /// An event on charges paid in advance: their fees are billed at once.
+    InAdvanceCharge,
 }
 
 impl Reason {
@@ -30,6 +32,7 @@ impl Reason {
             Reason::Periodic => "subscription_periodic",
             Reason::Terminating => "subscription_terminating",
             Reason::Starting => "subscription_starting",
+            Reason::InAdvanceCharge => "in_advance_charge",
         }
     }
 }

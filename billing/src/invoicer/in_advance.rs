@@ -180,3 +180,174 @@ async fn unique_delta(
     }
     Ok(if last.get(&true).is_some_and(|(_, added)| *added) { Decimal::ZERO } else { Decimal::ONE })
 }
+
+/// Running aggregation of one bucket while walking a period's events in the order they were received.
+#[derive(Default)]
+struct Running {
+    units: Decimal,
+    /// Unique count: each value's state (true while added).
+    values: HashMap<String, bool>,
+}
+
+/// Bills the events of charges paid in advance that have no fee yet, on every active subscription: each event's
+/// fee is the charge's price of the period's units up to and including it, less the price of the units before it
+/// (events taken in the order they were received). Each event gets one invoice, finalized at once, with a fee per
+/// charge of its metric paid in advance; the invoice is unique on (subscription, event), so a repeated pass bills
+/// nothing twice. Charges that are not invoiceable are left out (Lago keeps their fees off invoices).
+pub async fn bill_events(pool: &sqlx::PgPool, events: &dyn EventStore, now: DateTime<Utc>) -> Result<usize> {
+    let mut conn = pool.acquire().await?;
+    let ids: Vec<(uuid::Uuid,)> = sqlx::query_as(
+        "SELECT DISTINCT s.id FROM subscriptions s JOIN charges c ON c.plan_id = s.plan_id
+         WHERE s.status = 'active' AND c.pay_in_advance AND c.invoiceable AND c.deleted_at IS NULL",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut subs = Vec::new();
+    for (id,) in ids {
+        let org: uuid::Uuid = sqlx::query_scalar("SELECT organization_id FROM subscriptions WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+        subs.push(subscriptions::get(&mut conn, org, id).await?);
+    }
+    let ctxs = contexts(&mut conn, subs).await?;
+    drop(conn);
+    let mut issued = 0;
+    for ctx in &ctxs {
+        issued += bill_subscription_events(pool, events, ctx, now).await?;
+    }
+    Ok(issued)
+}
+
+async fn bill_subscription_events(
+    pool: &sqlx::PgPool,
+    events: &dyn EventStore,
+    ctx: &Context,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    let charges: Vec<_> = ctx.plan.charges.iter().filter(|c| c.attrs.pay_in_advance && c.attrs.invoiceable).collect();
+    let window = ctx.current_window(now);
+    let billed: Vec<(String,)> = sqlx::query_as(
+        "SELECT event_transaction_id FROM invoice_subscriptions
+         WHERE subscription_id = $1 AND invoicing_reason = 'in_advance_charge' AND charges_from_datetime = $2",
+    )
+    .bind(ctx.sub.id)
+    .bind(window.from)
+    .fetch_all(pool)
+    .await?;
+    let billed: std::collections::HashSet<String> = billed.into_iter().map(|r| r.0).collect();
+    // Fees of each unbilled event, in the order the events were received.
+    let mut per_event: Vec<(String, DateTime<Utc>, Vec<FeeDraft>)> = Vec::new();
+    for charge in charges {
+        let Some(metric) = ctx.org.metrics.get(&charge.billable_metric_code) else { continue };
+        let job = usage::job(ctx, charge, metric, vec![ctx.sub.external_id.clone()], window)?;
+        let filter = ScanFilter {
+            organization_id: ctx.sub.organization_id,
+            external_subscription_ids: job.subscriptions.clone(),
+            codes: vec![job.code.clone()],
+            from: window.from,
+            to: window.to + chrono::Duration::microseconds(1),
+        };
+        let mut stored = events.scan(&filter).await.map_err(|e| Error::Internal(e.to_string()))?;
+        stored.sort_by(|a, b| (a.ingested_at, &a.transaction_id).cmp(&(b.ingested_at, &b.transaction_id)));
+        let (own, by_filter) = usage::models_of(charge)?;
+        let mut running: HashMap<(Option<usize>, Vec<Option<String>>), Running> = HashMap::new();
+        for e in stored {
+            let props: Value = serde_json::from_str(&e.properties).unwrap_or(Value::Null);
+            let bucket = filters_of(&job.filters, &props).first().copied();
+            let group = group_of(&props, &job.grouped_by);
+            let state = running.entry((bucket, group.clone())).or_default();
+            let delta = match (job.metric.aggregation_type, job.metric.field_name.as_deref()) {
+                (AggregationType::Count, _) => Decimal::ONE,
+                (AggregationType::Sum, Some(field)) => {
+                    property_text(&props, field).as_deref().and_then(value_of).unwrap_or_default()
+                }
+                (AggregationType::UniqueCount, Some(field)) => {
+                    let Some(value) = property_text(&props, field) else { continue };
+                    let add = property_text(&props, "operation_type").as_deref() != Some("remove");
+                    let was = state.values.insert(value, add).unwrap_or(false);
+                    match (was, add) {
+                        (false, true) => Decimal::ONE,
+                        (true, false) => -Decimal::ONE,
+                        _ => Decimal::ZERO,
+                    }
+                }
+                // Lago allows charges paid in advance on these aggregations only.
+                _ => continue,
+            };
+            let before = state.units;
+            state.units += delta;
+            if billed.contains(&e.transaction_id) {
+                continue;
+            }
+            let model = bucket.and_then(|i| by_filter.get(i)).unwrap_or(&own);
+            let price = |units: Decimal| {
+                let u = Usage {
+                    units,
+                    events_count: 1,
+                    event_values: vec![delta],
+                    precise_total_amount_cents: e.precise_total_amount_cents.unwrap_or_default(),
+                    subunit_to_unit: ctx.currency.subunits(),
+                    ..Usage::default()
+                };
+                model.price(&u).map(|p| p.amount).map_err(|err| Error::Internal(format!("charge {}: {err}", charge.id)))
+            };
+            let amount = (price(before + delta)? - price(before)?).max(Decimal::ZERO);
+            let unit = if delta.is_zero() { Decimal::ZERO } else { amount / delta };
+            let chosen = bucket.and_then(|i| charge.filters.get(i));
+            let fee = FeeDraft {
+                fee_type: "charge",
+                charge_id: Some(charge.id),
+                charge_filter_id: chosen.map(|f| f.id),
+                item_id: metric.id,
+                item_type: "BillableMetric",
+                item_code: charge.billable_metric_code.clone(),
+                item_name: metric.attrs.name.clone().unwrap_or_default(),
+                item_description: metric.attrs.description.clone(),
+                item_invoice_display_name: charge.attrs.invoice_display_name.clone(),
+                item_filter_invoice_display_name: chosen.and_then(|f| f.attrs.invoice_display_name.clone()),
+                filters: chosen.map(|f| serde_json::to_value(&f.attrs.values).unwrap_or(Value::Null)),
+                grouped_by: job
+                    .grouped_by
+                    .iter()
+                    .zip(&group)
+                    .map(|(k, v)| (k.clone(), v.clone().map(Value::String).unwrap_or(Value::Null)))
+                    .collect(),
+                amount_cents: ctx.currency.to_cents(amount),
+                precise_amount_cents: ctx.currency.to_precise_cents(amount),
+                units: delta,
+                events_count: Some(1),
+                unit_amount_cents: ctx.currency.to_unit_cents(unit),
+                precise_unit_amount: unit,
+                invoiceable: true,
+                from: Some(window.from),
+                to: Some(window.to),
+                taxes: ctx.taxes_for(&charge.taxes),
+                billable_metric: Some(metric.id),
+                charge_model: Some(charge.attrs.charge_model.clone()),
+                aggregation_type: metric.attrs.aggregation_type.clone(),
+            };
+            match per_event.iter_mut().find(|(tx, _, _)| *tx == e.transaction_id) {
+                Some((_, _, fees)) => fees.push(fee),
+                None => per_event.push((e.transaction_id.clone(), e.timestamp, vec![fee])),
+            }
+        }
+    }
+    let batch: Vec<super::writer::Pending> = per_event
+        .into_iter()
+        .map(|(tx, at, fees)| super::writer::Pending {
+            ctx,
+            reason: crate::domain::invoicing::Reason::InAdvanceCharge,
+            boundaries: crate::domain::invoicing::Boundaries {
+                fee: None,
+                fee_period_days: 0,
+                charges: (window.from, window.to),
+                charges_period_days: window.duration_days,
+                timestamp: at,
+            },
+            fees,
+            event_transaction_id: Some(tx),
+        })
+        .collect();
+    Ok(super::writer::write(pool, batch).await?.invoices.len())
+}

@@ -7,6 +7,7 @@
 //! The same computation, stored nowhere, serves the current usage of a subscription.
 
 pub mod in_advance;
+pub(crate) use in_advance::bill_events;
 mod usage;
 mod writer;
 
@@ -117,6 +118,8 @@ impl Context {
                     self.tz,
                 )
             }
+            // Each event is its own invoice (`in_advance::bill_events`), with no period boundary.
+            Reason::InAdvanceCharge => None,
             Reason::Starting => Some(invoicing::starting_boundaries(
                 &terms,
                 self.billing_time(),
@@ -368,6 +371,7 @@ pub async fn run_due(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>)
                 ctx,
                 reason: *reason,
                 boundaries: *b,
+                event_transaction_id: None,
                 fees: {
                     let mut fees: Vec<FeeDraft> = ctx
                         .subscription_fee(b)
@@ -444,7 +448,11 @@ pub async fn issue(
     if *reason != Reason::Starting {
         ctx.true_ups(b, &mut fees);
     }
-    let written = writer::write(pool, vec![writer::Pending { ctx, reason: *reason, boundaries: *b, fees }]).await?;
+    let written = writer::write(
+        pool,
+        vec![writer::Pending { ctx, reason: *reason, boundaries: *b, fees, event_transaction_id: None }],
+    )
+    .await?;
     match written.invoices.first() {
         Some((_, id)) => {
             ::metrics::counter!("billstream_invoices_total").increment(1);

@@ -31,6 +31,8 @@ pub struct Pending<'a> {
     pub reason: Reason,
     pub boundaries: Boundaries,
     pub fees: Vec<FeeDraft>,
+    /// The event billed by an invoice of charges paid in advance (its fees are marked paid in advance).
+    pub event_transaction_id: Option<String>,
 }
 
 /// What a batch wrote: the new invoices (in the batch's order), and how many periods were billed already.
@@ -88,7 +90,11 @@ pub async fn write(pool: &PgPool, batch: Vec<Pending<'_>>) -> Result<Written> {
             }
         }
         mine.retain(|c| !computed.credits.iter().any(|cr| cr.coupon == c.id && cr.terminated));
-        let grace = ctx.customer.attrs.invoice_grace_period.unwrap_or(ctx.org.settings.settings.invoice_grace_period);
+        // Lago finalizes the invoices of charges paid in advance at once: no grace period.
+        let grace = match p.reason {
+            Reason::InAdvanceCharge => 0,
+            _ => ctx.customer.attrs.invoice_grace_period.unwrap_or(ctx.org.settings.settings.invoice_grace_period),
+        };
         let net_term = ctx.customer.attrs.net_payment_term.unwrap_or(ctx.org.settings.settings.net_payment_term);
         let (issuing, due) = invoicing::invoice_dates(
             p.boundaries.timestamp,
@@ -140,6 +146,7 @@ pub async fn write(pool: &PgPool, batch: Vec<Pending<'_>>) -> Result<Written> {
                 subscription: ctx.sub.id,
                 currency: ctx.currency.code,
                 fee: (*fee).clone(),
+                pay_in_advance: p.event_transaction_id.is_some(),
                 taxes_amount_cents: priced.taxes_amount_cents,
                 taxes_precise: priced.taxes_precise_amount_cents,
                 taxes_rate: priced.taxes_rate,
@@ -190,10 +197,11 @@ pub async fn write(pool: &PgPool, batch: Vec<Pending<'_>>) -> Result<Written> {
 /// Inserts every period's claim; returns the invoice ids whose claim was won.
 async fn claim(conn: &mut PgConnection, batch: &[Pending<'_>], ids: &[Uuid]) -> Result<HashSet<Uuid>> {
     let mut won = HashSet::new();
-    for (chunk, chunk_ids) in batch.chunks(MAX_BINDS / 9).zip(ids.chunks(MAX_BINDS / 9)) {
+    for (chunk, chunk_ids) in batch.chunks(MAX_BINDS / 10).zip(ids.chunks(MAX_BINDS / 10)) {
         let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
             "INSERT INTO invoice_subscriptions (invoice_id, organization_id, subscription_id, invoicing_reason,
-                 timestamp, from_datetime, to_datetime, charges_from_datetime, charges_to_datetime) ",
+                 timestamp, from_datetime, to_datetime, charges_from_datetime, charges_to_datetime,
+                 event_transaction_id) ",
         );
         q.push_values(chunk.iter().zip(chunk_ids), |mut b, (p, id)| {
             let bd = &p.boundaries;
@@ -205,7 +213,8 @@ async fn claim(conn: &mut PgConnection, batch: &[Pending<'_>], ids: &[Uuid]) -> 
                 .push_bind(bd.fee.map(|f| f.0))
                 .push_bind(bd.fee.map(|f| f.1))
                 .push_bind(bd.charges.0)
-                .push_bind(bd.charges.1);
+                .push_bind(bd.charges.1)
+                .push_bind(p.event_transaction_id.as_deref());
         });
         // Either unique index may refuse a claim (a period billed, a starting invoice issued): no target.
         q.push(" ON CONFLICT DO NOTHING RETURNING invoice_id");
@@ -355,6 +364,7 @@ struct FeeRow {
     subscription: Uuid,
     currency: &'static str,
     fee: FeeDraft,
+    pay_in_advance: bool,
     taxes_amount_cents: i64,
     taxes_precise: Decimal,
     taxes_rate: Decimal,
@@ -406,7 +416,7 @@ impl Rows {
             });
             q.build().execute(&mut *conn).await?;
         }
-        for chunk in self.fees.chunks(MAX_BINDS / 32) {
+        for chunk in self.fees.chunks(MAX_BINDS / 33) {
             let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
                 "INSERT INTO fees (id, organization_id, invoice_id, position, subscription_id, charge_id,
                      charge_filter_id, fee_type, item_code, item_name, item_invoice_display_name,
@@ -414,7 +424,7 @@ impl Rows {
                      amount_cents, precise_amount_cents, amount_currency, taxes_amount_cents,
                      taxes_precise_amount_cents, taxes_rate, precise_coupons_amount_cents, units,
                      total_aggregated_units, events_count, unit_amount_cents, precise_unit_amount, invoiceable,
-                     from_datetime, to_datetime) ",
+                     from_datetime, to_datetime, pay_in_advance) ",
             );
             q.push_values(chunk, |mut b, r| {
                 let f = &r.fee;
@@ -449,7 +459,8 @@ impl Rows {
                     .push_bind(f.precise_unit_amount)
                     .push_bind(f.invoiceable)
                     .push_bind(f.from)
-                    .push_bind(f.to);
+                    .push_bind(f.to)
+                    .push_bind(r.pay_in_advance);
             });
             q.build().execute(&mut *conn).await?;
         }

@@ -222,6 +222,27 @@ async fn the_clock_bills_the_month_that_ended_to_the_cent_then_termination_bills
     assert_eq!(by_code("region_calls")["filters"].as_array().unwrap().len(), 2);
     app.get("/api/v1/customers/acme/current_usage?external_subscription_id=nope").await.expect(404);
 
+    // The preview of this month's invoice: the whole month's fee (it ends at the boundary), this month's usage so
+    // far, no coupon left, 20 % VAT; stored nowhere.
+    let p = app
+        .post(
+            "/api/v1/invoices/preview",
+            &json!({"customer": {"external_id": "acme"}, "subscriptions": {"external_ids": ["sub-1"]}}),
+        )
+        .await
+        .expect(200);
+    let pv = &p.body["invoice"];
+    assert_eq!((pv["fees_amount_cents"].clone(), pv["coupons_amount_cents"].clone()), (json!(6400), json!(0)));
+    assert_eq!((pv["taxes_amount_cents"].clone(), pv["total_amount_cents"].clone()), (json!(1280), json!(7680)));
+    assert_eq!(pv["status"], "draft");
+    assert_eq!(fee(pv, "storage", None)["lago_id"], Value::Null);
+    assert_eq!(app.get("/api/v1/invoices").await.ok().body["meta"]["total_count"], 1);
+    let r = app.post("/api/v1/invoices/preview", &json!({"customer": {"external_id": "nobody"}})).await.expect(404);
+    assert_eq!(r.body["code"], "customer_not_found");
+    let r =
+        app.post("/api/v1/invoices/preview", &json!({"customer": {"external_id": "acme"}, "subscriptions": [1]})).await;
+    assert_eq!(r.expect(400).body["error"], "subscriptions_must_be_an_object");
+
     // Termination bills the started days of this month at once, and this month's usage.
     app.delete("/api/v1/subscriptions/sub-1").await.expect(200);
     let list = app.get("/api/v1/invoices?external_customer_id=acme").await.expect(200);

@@ -74,6 +74,7 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
     ("finalizeInvoice", "put", "/invoices/{lago_id}/finalize"),
     ("voidInvoice", "post", "/invoices/{lago_id}/void"),
     ("eventEstimateFees", "post", "/events/estimate_fees"),
+    ("invoicePreview", "post", "/invoices/preview"),
     ("createInvoice", "post", "/invoices"),
     ("findAllCustomerPastUsage", "get", "/customers/{external_customer_id}/past_usage"),
 ];
@@ -274,6 +275,9 @@ async fn exercise_invoices(app: &TestApp) {
     .ok();
     let event = json!({"event": {"external_subscription_id": "instant-sub", "code": "seats"}});
     app.post("/api/v1/events/estimate_fees", &event).await.ok();
+    let preview =
+        json!({"customer": {"external_id": "billed-customer"}, "subscriptions": {"external_ids": ["instant-sub"]}});
+    app.post("/api/v1/invoices/preview", &preview).await.ok();
     exercise_one_off(app).await;
 }
 

@@ -11,6 +11,7 @@ mod one_off_invoices;
 mod organizations;
 mod past_usage;
 mod plans;
+mod preview;
 mod subscriptions;
 mod taxes;
 
@@ -43,6 +44,7 @@ pub fn routes() -> Router<ApiState> {
         .merge(organizations::routes())
         .merge(invoices::routes())
         .merge(estimates::routes())
+        .merge(preview::routes())
         .merge(one_off_invoices::routes())
         .merge(past_usage::routes())
 }

@@ -7,6 +7,7 @@
 //! The same computation, stored nowhere, serves the current usage of a subscription.
 
 pub mod in_advance;
+pub mod preview;
 pub(crate) use in_advance::bill_events;
 mod usage;
 mod writer;

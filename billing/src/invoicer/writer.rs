@@ -226,7 +226,10 @@ async fn claim(conn: &mut PgConnection, batch: &[Pending<'_>], ids: &[Uuid]) -> 
 
 /// The active coupons of these customers, in the domain's shape, oldest first; a fixed once-coupon carries what it
 /// has left.
-async fn active_coupons(conn: &mut PgConnection, customers: &[Uuid]) -> Result<HashMap<Uuid, Vec<AppliedCoupon>>> {
+pub(super) async fn active_coupons(
+    conn: &mut PgConnection,
+    customers: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<AppliedCoupon>>> {
     #[derive(sqlx::FromRow)]
     struct Row {
         id: Uuid,

@@ -71,6 +71,7 @@ pub async fn tick(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>) ->
         crate::store::subscriptions::refresh(&mut conn, *org).await?;
         crate::store::coupons::refresh(&mut conn, *org).await?;
     }
+    finalize_drafts(pool, now).await?;
     let started = invoicer::issue_missing_starts(pool, events, now).await?;
     let in_advance = invoicer::bill_events(pool, events, now).await?;
     let report = invoicer::run_due(pool, events, now).await?;
@@ -79,6 +80,26 @@ pub async fn tick(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>) ->
         already_billed: report.already_billed,
         failed: report.failed,
     })
+}
+
+/// Finalizes the drafts whose grace period is over: their issuing date (the billing day plus the grace period)
+/// has come in the customer's timezone. Finalization takes the invoice's number then.
+async fn finalize_drafts(pool: &PgPool, now: DateTime<Utc>) -> Result<()> {
+    let due: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT i.organization_id, i.id FROM invoices i
+         JOIN customers c ON c.id = i.customer_id JOIN organizations o ON o.id = i.organization_id
+         WHERE i.status = 'draft' AND i.issuing_date <= ($1 AT TIME ZONE coalesce(c.timezone, o.timezone))::date
+         ORDER BY i.organization_id, i.created_at",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    for (org, invoice) in due {
+        let mut tx = pool.begin().await?;
+        crate::store::invoices::finalize(&mut tx, org, invoice).await?;
+        tx.commit().await?;
+    }
+    Ok(())
 }
 
 /// Runs [`tick`] every `every` until the process stops.

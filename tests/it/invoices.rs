@@ -311,23 +311,30 @@ async fn the_clock_bills_each_boundary_once_on_calendar_and_anniversary_billing(
     // Feb 1: the calendar subscription bills Jan 10-31 (22 of 31 days); the anniversary one has no boundary yet.
     assert_eq!(tick(&app.pool, &store, at("2025-02-01T00:00:05Z")).await.unwrap().invoices, 1);
     assert_eq!(tick(&app.pool, &store, at("2025-02-01T06:00:00Z")).await.unwrap().invoices, 0);
-    // Feb 10: the anniversary subscription bills Jan 10 - Feb 9 whole; the calendar one was billed already.
-    assert_eq!(tick(&app.pool, &store, at("2025-02-10T00:00:01Z")).await.unwrap().invoices, 1);
-    assert_eq!(tick(&app.pool, &store, at("2025-02-10T00:00:01Z")).await.unwrap().invoices, 0);
-
     let cal = app.get("/api/v1/invoices?external_customer_id=c-cal").await.expect(200);
     assert_eq!(cal.body["meta"]["total_count"], 1);
     let inv = &cal.body["invoices"][0];
     assert_eq!((inv["status"].clone(), inv["number"].as_str().unwrap().ends_with("-DRAFT")), (json!("draft"), true));
     assert_eq!(inv["fees_amount_cents"], 2200);
     assert_eq!(inv["issuing_date"], "2025-02-03");
+    // The clock finalizes (and numbers) a draft once its grace period is over: on Feb 3, not before.
+    let cal_id = inv["lago_id"].as_str().unwrap().to_owned();
+    tick(&app.pool, &store, at("2025-02-02T23:00:00Z")).await.unwrap();
+    assert_eq!(app.get(&format!("/api/v1/invoices/{cal_id}")).await.ok().body["invoice"]["status"], "draft");
+    tick(&app.pool, &store, at("2025-02-03T00:00:01Z")).await.unwrap();
+    let done = app.get(&format!("/api/v1/invoices/{cal_id}")).await.ok();
+    assert_eq!(done.body["invoice"]["status"], "finalized");
+    assert!(done.body["invoice"]["number"].as_str().unwrap().ends_with("-001"));
+
+    // Feb 10: the anniversary subscription bills Jan 10 - Feb 9 whole; the calendar one was billed already.
+    assert_eq!(tick(&app.pool, &store, at("2025-02-10T00:00:01Z")).await.unwrap().invoices, 1);
+    assert_eq!(tick(&app.pool, &store, at("2025-02-10T00:00:01Z")).await.unwrap().invoices, 0);
     let ann = app.get("/api/v1/invoices?external_customer_id=c-ann").await.expect(200);
     assert_eq!(ann.body["meta"]["total_count"], 1);
     assert_eq!(ann.body["invoices"][0]["fees_amount_cents"], 3100);
     assert_eq!(ann.body["invoices"][0]["billing_periods"][0]["charges_to_datetime"], "2025-02-09T23:59:59Z");
-
-    // Finalizing numbers the draft.
-    let id = inv["lago_id"].as_str().unwrap();
+    // Finalizing by hand, before the grace period is over, numbers a draft too.
+    let id = ann.body["invoices"][0]["lago_id"].as_str().unwrap();
     let f = app.put(&format!("/api/v1/invoices/{id}/finalize"), &json!({})).await.expect(200);
     assert_eq!(f.body["invoice"]["status"], "finalized");
     assert!(f.body["invoice"]["number"].as_str().unwrap().ends_with("-001"));

@@ -592,3 +592,59 @@ async fn estimate_fees_prices_one_more_event_on_a_charge_paid_in_advance() {
     assert_eq!(last["fees"][0]["pay_in_advance"], true);
     assert_eq!(last["status"], "finalized");
 }
+
+#[tokio::test]
+async fn a_draft_is_computed_again_on_refresh_and_on_finalize_with_late_events() {
+    let app = TestApp::new().await;
+    app.put("/api/v1/organizations", &json!({"organization": {"billing_configuration": {"invoice_grace_period": 3}}}))
+        .await
+        .ok();
+    app.post(
+        "/api/v1/billable_metrics",
+        &json!({"billable_metric": {"name": "Calls", "code": "calls", "aggregation_type": "count_agg"}}),
+    )
+    .await
+    .ok();
+    let metric = app.get("/api/v1/billable_metrics/calls").await.ok().body["billable_metric"]["lago_id"].clone();
+    app.post(
+        "/api/v1/plans",
+        &json!({"plan": {"name": "P", "code": "p", "interval": "monthly", "amount_cents": 1000, "amount_currency": "EUR",
+                         "charges": [{"billable_metric_id": metric, "charge_model": "standard", "properties": {"amount": "1"}}]}}),
+    )
+    .await
+    .ok();
+    app.post(
+        "/api/v1/subscriptions",
+        &json!({"subscription": {"external_customer_id": "acme", "plan_code": "p", "external_id": "s",
+                                 "subscription_at": "2025-01-01T00:00:00Z"}}),
+    )
+    .await
+    .expect(200);
+    let call = |tx: &str, ts: &str| json!({"event": {"transaction_id": tx, "external_subscription_id": "s", "code": "calls", "timestamp": ts}});
+    app.post("/api/v1/events", &call("t1", "1736942400")).await.expect(200); // Jan 15
+    let store = PgEventStore::new(app.pool.clone());
+    tick(&app.pool, &store, "2025-02-01T00:00:01Z".parse().unwrap()).await.unwrap();
+    let list = app.get("/api/v1/invoices").await.ok();
+    let id = list.body["invoices"][0]["lago_id"].as_str().unwrap().to_owned();
+    assert_eq!(list.body["invoices"][0]["fees_amount_cents"], 1100);
+    // A call of January arrives during the grace period.
+    app.post("/api/v1/events", &call("t2", "1737374400")).await.expect(200); // Jan 20
+    let r = app.put(&format!("/api/v1/invoices/{id}/refresh"), &json!({})).await.expect(200);
+    assert_eq!(
+        (r.body["invoice"]["lago_id"].clone(), r.body["invoice"]["fees_amount_cents"].clone()),
+        (json!(id), json!(1200))
+    );
+    assert_eq!(r.body["invoice"]["status"], "draft");
+    app.post("/api/v1/events", &call("t3", "1737547200")).await.expect(200); // Jan 22
+    let f = app.put(&format!("/api/v1/invoices/{id}/finalize"), &json!({})).await.expect(200);
+    assert_eq!(
+        (f.body["invoice"]["status"].clone(), f.body["invoice"]["fees_amount_cents"].clone()),
+        (json!("finalized"), json!(1300))
+    );
+    assert!(f.body["invoice"]["number"].as_str().unwrap().ends_with("-001-001"));
+    // A finalized invoice is not refreshed, and not finalized again.
+    let again = app.put(&format!("/api/v1/invoices/{id}/refresh"), &json!({})).await.expect(200);
+    assert_eq!(again.body["invoice"]["fees_amount_cents"], 1300);
+    app.put(&format!("/api/v1/invoices/{id}/finalize"), &json!({})).await.expect(404);
+    assert_eq!(app.get("/api/v1/invoices").await.ok().body["meta"]["total_count"], 1);
+}

@@ -73,6 +73,7 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
     ("findInvoice", "get", "/invoices/{lago_id}"),
     ("finalizeInvoice", "put", "/invoices/{lago_id}/finalize"),
     ("voidInvoice", "post", "/invoices/{lago_id}/void"),
+    ("refreshInvoice", "put", "/invoices/{lago_id}/refresh"),
     ("eventEstimateFees", "post", "/events/estimate_fees"),
     ("invoicePreview", "post", "/invoices/preview"),
     ("createInvoice", "post", "/invoices"),
@@ -245,11 +246,16 @@ async fn exercise_invoices(app: &TestApp) {
     )
     .await
     .ok();
+    // A grace period makes the invoice a draft, to refresh and finalize.
+    let grace =
+        json!({"customer": {"external_id": "billed-customer", "billing_configuration": {"invoice_grace_period": 1}}});
+    app.post("/api/v1/customers", &grace).await.ok();
     let store = aggregate::postgres::PgEventStore::new(app.pool.clone());
     billing::clock::tick(&app.pool, &store, chrono::Utc::now()).await.expect("billing clock");
     let list = app.get("/api/v1/invoices?external_customer_id=billed-customer").await.ok();
     let id = list.body["invoices"][0]["lago_id"].as_str().expect("an invoice").to_owned();
     app.get(&format!("/api/v1/invoices/{id}")).await.ok();
+    app.put(&format!("/api/v1/invoices/{id}/refresh"), &json!({})).await.ok();
     app.get("/api/v1/customers/billed-customer/past_usage?external_subscription_id=billed-sub&periods_count=2")
         .await
         .ok();

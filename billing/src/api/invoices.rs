@@ -25,6 +25,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v1/invoices", get(list))
         .route("/api/v1/invoices/{lago_id}", get(show))
         .route("/api/v1/invoices/{lago_id}/finalize", put(finalize))
+        .route("/api/v1/invoices/{lago_id}/refresh", put(refresh))
         .route("/api/v1/invoices/{lago_id}/void", post(void))
         .route("/api/v1/customers/{external_customer_id}/current_usage", get(current_usage))
 }
@@ -95,8 +96,31 @@ async fn finalize(
 ) -> Result<Json<InvoiceEnvelope>, ApiError> {
     let id = lago_id(&id)?;
     let mut tx = state.pool.begin().await.map_err(Error::from)?;
-    store::status(&mut tx, org, id).await?.ok_or(ApiError::NotFound(ROOT))?;
+    // Lago finalizes drafts only (anything else is not found), computing them again first.
+    if store::status(&mut tx, org, id).await?.as_deref() != Some("draft") {
+        return Err(ApiError::NotFound(ROOT));
+    }
+    crate::invoicer::refresh::refresh(&mut tx, state.events.as_ref(), org, id).await?;
     store::finalize(&mut tx, org, id).await?;
+    let invoice = store::get(&mut tx, org, id).await?.ok_or(ApiError::NotFound(ROOT))?;
+    let object = render(&mut tx, org, &invoice).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(InvoiceEnvelope { invoice: object }))
+}
+
+/// Computes a draft again with the events received since; any other invoice is returned as it is.
+async fn refresh(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Path(id): Path<String>,
+) -> Result<Json<InvoiceEnvelope>, ApiError> {
+    use crate::invoicer::refresh::Refreshed;
+    let id = lago_id(&id)?;
+    let mut tx = state.pool.begin().await.map_err(Error::from)?;
+    store::status(&mut tx, org, id).await?.ok_or(ApiError::NotFound(ROOT))?;
+    if crate::invoicer::refresh::refresh(&mut tx, state.events.as_ref(), org, id).await? == Refreshed::NotSubscription {
+        return Err(ApiError::Forbidden("feature_unavailable"));
+    }
     let invoice = store::get(&mut tx, org, id).await?.ok_or(ApiError::NotFound(ROOT))?;
     let object = render(&mut tx, org, &invoice).await?;
     tx.commit().await.map_err(Error::from)?;

@@ -8,6 +8,7 @@
 
 pub mod in_advance;
 pub mod preview;
+pub mod refresh;
 pub(crate) use in_advance::bill_events;
 mod usage;
 mod writer;

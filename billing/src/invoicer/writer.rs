@@ -49,25 +49,31 @@ pub async fn write(pool: &PgPool, batch: Vec<Pending<'_>>) -> Result<Written> {
     if batch.is_empty() {
         return Ok(Written::default());
     }
+    let ids: Vec<Uuid> = batch.iter().map(|_| Uuid::new_v4()).collect();
     let mut tx = pool.begin().await?;
+    let written = write_in(&mut tx, batch, ids).await?;
+    tx.commit().await?;
+    Ok(written)
+}
+
+/// [`write`] inside the caller's transaction, with the invoices' ids given (a refreshed draft keeps its id).
+pub async fn write_in(tx: &mut PgConnection, batch: Vec<Pending<'_>>, ids: Vec<Uuid>) -> Result<Written> {
     let orgs: BTreeSet<Uuid> = batch.iter().map(|p| p.ctx.sub.organization_id).collect();
     for org in &orgs {
         // NO KEY UPDATE: it excludes other writers of invoices but not the key-share locks that inserting rows
         // referencing the organization takes, so it cannot deadlock with them.
         sqlx::query("SELECT 1 FROM organizations WHERE id = $1 FOR NO KEY UPDATE").bind(org).execute(&mut *tx).await?;
     }
-    let ids: Vec<Uuid> = batch.iter().map(|_| Uuid::new_v4()).collect();
-    let claimed = claim(&mut tx, &batch, &ids).await?;
+    let claimed = claim(&mut *tx, &batch, &ids).await?;
     let mut written = Written { already_billed: batch.len() - claimed.len(), ..Written::default() };
     let chosen: Vec<(usize, &Pending)> = batch.iter().enumerate().filter(|(i, _)| claimed.contains(&ids[*i])).collect();
     if chosen.is_empty() {
-        tx.commit().await?;
         return Ok(written);
     }
     let customers: Vec<Uuid> =
         chosen.iter().map(|(_, p)| p.ctx.customer.id).collect::<BTreeSet<_>>().into_iter().collect();
-    let mut coupons = active_coupons(&mut tx, &customers).await?;
-    let mut numbers = Numbers::load(&mut tx, &orgs, &customers).await?;
+    let mut coupons = active_coupons(&mut *tx, &customers).await?;
+    let mut numbers = Numbers::load(&mut *tx, &orgs, &customers).await?;
     let mut rows = Rows::default();
     let mut coupon_updates: HashMap<Uuid, (Option<u32>, bool)> = HashMap::new();
     for (i, p) in chosen {
@@ -175,7 +181,7 @@ pub async fn write(pool: &PgPool, batch: Vec<Pending<'_>>) -> Result<Written> {
         }
         written.invoices.push((ctx.sub.id, id));
     }
-    rows.insert(&mut tx).await?;
+    rows.insert(&mut *tx).await?;
     for (coupon, (remaining, terminated)) in coupon_updates {
         sqlx::query(
             "UPDATE applied_coupons SET
@@ -190,7 +196,6 @@ pub async fn write(pool: &PgPool, batch: Vec<Pending<'_>>) -> Result<Written> {
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await?;
     Ok(written)
 }
 

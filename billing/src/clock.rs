@@ -71,7 +71,7 @@ pub async fn tick(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>) ->
         crate::store::subscriptions::refresh(&mut conn, *org).await?;
         crate::store::coupons::refresh(&mut conn, *org).await?;
     }
-    finalize_drafts(pool, now).await?;
+    finalize_drafts(pool, events, now).await?;
     let started = invoicer::issue_missing_starts(pool, events, now).await?;
     let in_advance = invoicer::bill_events(pool, events, now).await?;
     let report = invoicer::run_due(pool, events, now).await?;
@@ -83,8 +83,9 @@ pub async fn tick(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>) ->
 }
 
 /// Finalizes the drafts whose grace period is over: their issuing date (the billing day plus the grace period)
-/// has come in the customer's timezone. Finalization takes the invoice's number then.
-async fn finalize_drafts(pool: &PgPool, now: DateTime<Utc>) -> Result<()> {
+/// has come in the customer's timezone. Each is computed again first (events may have come in during the grace
+/// period), then takes its number.
+async fn finalize_drafts(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>) -> Result<()> {
     let due: Vec<(Uuid, Uuid)> = sqlx::query_as(
         "SELECT i.organization_id, i.id FROM invoices i
          JOIN customers c ON c.id = i.customer_id JOIN organizations o ON o.id = i.organization_id
@@ -96,6 +97,7 @@ async fn finalize_drafts(pool: &PgPool, now: DateTime<Utc>) -> Result<()> {
     .await?;
     for (org, invoice) in due {
         let mut tx = pool.begin().await?;
+        invoicer::refresh::refresh(&mut tx, events, org, invoice).await?;
         crate::store::invoices::finalize(&mut tx, org, invoice).await?;
         tx.commit().await?;
     }

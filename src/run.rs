@@ -1,12 +1,14 @@
-//! The roles and commands of the binary: `all`/`serve` run the HTTP API, `migrate` and `org create` do their one job.
+//! The roles and commands of the binary: `all`/`serve` run the HTTP API (`all` also runs the sink in scale mode),
+//! `sink` moves the event log into ClickHouse, `migrate` and `org create` do their one job.
 
 use anyhow::Context;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
-use crate::config::{Cli, Command, Config, OrgCommand};
+use crate::config::{Cli, Command, Config, Mode, OrgCommand};
 use crate::database::Database;
 use crate::http::HttpSettings;
+use crate::scale::Scale;
 use crate::{AppState, app};
 use ingest::GroupCommitConfig;
 
@@ -14,10 +16,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config;
     let api_key = config.resolve_api_key().map_err(anyhow::Error::msg)?;
     match cli.command.unwrap_or(Command::All) {
-        Command::All | Command::Serve => with_database(&config, |pool| serve(config.clone(), api_key, pool)).await,
+        Command::All => with_database(&config, |pool| serve(config.clone(), api_key, pool, true)).await,
+        Command::Serve => with_database(&config, |pool| serve(config.clone(), api_key, pool, false)).await,
+        Command::Sink => with_database(&config, |pool| sink(config.clone(), pool)).await,
         Command::Migrate => {
+            let scale = config.scale.clone();
             with_database(&config, |pool| async move {
                 billing::migrate(&pool).await?;
+                if scale.mode == Mode::Scale {
+                    Scale::connect(&scale).await?;
+                }
                 println!("migrations applied");
                 Ok(())
             })
@@ -48,8 +56,13 @@ where
     result
 }
 
-async fn serve(config: Config, api_key: Option<String>, pool: PgPool) -> anyhow::Result<()> {
+/// The HTTP API; in scale mode with `with_sink` (the `all` role) the sink runs in the same process.
+async fn serve(config: Config, api_key: Option<String>, pool: PgPool, with_sink: bool) -> anyhow::Result<()> {
     billing::migrate(&pool).await?;
+    let scale = match config.scale.mode {
+        Mode::Embedded => None,
+        Mode::Scale => Some(Scale::connect(&config.scale).await?),
+    };
     bootstrap_organization(&config, api_key.as_deref(), &pool).await?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -60,9 +73,33 @@ async fn serve(config: Config, api_key: Option<String>, pool: PgPool) -> anyhow:
         events_batch_limit: config.events_batch_limit,
         group_commit: GroupCommitConfig { max_inflight: config.ingest_max_inflight, ..GroupCommitConfig::default() },
     };
-    let state = AppState::embedded(pool, settings);
+    let state = match &scale {
+        None => AppState::embedded(pool.clone(), settings),
+        Some(scale) => {
+            if with_sink {
+                tokio::spawn(scale.sink(pool.clone())?.run());
+            }
+            AppState::scale(pool.clone(), settings, scale)
+        }
+    };
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("shutting down");
+    Ok(())
+}
+
+/// The sink role (scale mode only): runs until SIGTERM or Ctrl-C.
+async fn sink(config: Config, pool: PgPool) -> anyhow::Result<()> {
+    if config.scale.mode != Mode::Scale {
+        anyhow::bail!("BILLSTREAM_MODE: the sink runs in scale mode only (BILLSTREAM_MODE=scale)");
+    }
+    billing::migrate(&pool).await?;
+    let scale = Scale::connect(&config.scale).await?;
+    let sink = scale.sink(pool)?;
+    tracing::info!(topic = %scale.kafka.topic, group = %scale.sink_group, "sink is running");
+    tokio::select! {
+        () = sink.run() => {},
+        () = shutdown_signal() => tracing::info!("sink shutting down"),
+    }
     Ok(())
 }
 

@@ -14,7 +14,7 @@
 //! `enable.idempotence=true`, so librdkafka's own retries cannot duplicate or reorder a record).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -142,9 +142,17 @@ impl ClientContext for ProducerStats {
 }
 
 /// The producer; cheap to clone.
+///
+/// When a record fails (anything but a full local queue), the producer is replaced by a fresh one before the next
+/// request. Why: an idempotent producer that lost step with the broker stays broken. Measured with tansu: after a
+/// broker restart it loses the producer ids and sequence numbers it had handed out, and every later record of the old
+/// producer fails with an unknown broker error; a new producer gets a new id and works at once. The request that
+/// failed gets a 503, and its retry is deduplicated by the sink.
 #[derive(Clone)]
 pub struct KafkaLog {
-    producer: FutureProducer<ProducerStats>,
+    config: Arc<KafkaConfig>,
+    /// The producer in use and its generation (so that concurrent failures replace it once).
+    current: Arc<RwLock<(u64, FutureProducer<ProducerStats>)>>,
     topic: Arc<str>,
     /// Highest acknowledged offset per partition (tests wait for the sink to pass it).
     acked: Arc<Mutex<HashMap<i32, i64>>>,
@@ -172,10 +180,33 @@ fn producer_config(config: &KafkaConfig) -> ClientConfig {
 
 impl KafkaLog {
     pub fn new(config: &KafkaConfig) -> Result<Self, String> {
-        let producer: FutureProducer<ProducerStats> = producer_config(config)
-            .create_with_context(ProducerStats)
-            .map_err(|e| format!("LAGO_KAFKA_BOOTSTRAP_SERVERS: cannot create the Kafka producer: {e}"))?;
-        Ok(KafkaLog { producer, topic: config.topic.as_str().into(), acked: Arc::default() })
+        let producer = create_producer(config)?;
+        Ok(KafkaLog {
+            config: Arc::new(config.clone()),
+            current: Arc::new(RwLock::new((0, producer))),
+            topic: config.topic.as_str().into(),
+            acked: Arc::default(),
+        })
+    }
+
+    fn producer(&self) -> (u64, FutureProducer<ProducerStats>) {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the producer of `generation` (if it is still the current one) by a fresh one.
+    fn replace(&self, generation: u64) {
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        if current.0 != generation {
+            return;
+        }
+        match create_producer(&self.config) {
+            Ok(fresh) => {
+                *current = (generation + 1, fresh);
+                ::metrics::counter!(names::PRODUCER_RESTARTS_TOTAL).increment(1);
+                tracing::warn!(generation = generation + 1, "Kafka producer replaced after a failed record");
+            }
+            Err(e) => tracing::error!(error = %e, "replacing the Kafka producer"),
+        }
     }
 
     /// The highest offset the broker acknowledged on each partition so far.
@@ -195,15 +226,19 @@ impl KafkaLog {
             });
             groups[i].1.push(e);
         }
+        let (generation, producer) = self.producer();
         let mut deliveries = Vec::with_capacity(groups.len());
         for ((org, sub), group) in &groups {
             let key = record_key(*org, sub);
             let payload = encode_record(group);
             let record = FutureRecord::to(&self.topic).key(key.as_slice()).payload(payload.as_slice());
-            match self.producer.send_result(record) {
+            match producer.send_result(record) {
                 Ok(delivery) => deliveries.push(delivery),
                 Err((e, _)) => {
                     ::metrics::counter!(names::PRODUCE_ERRORS_TOTAL).increment(1);
+                    if !matches!(e, KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) {
+                        self.replace(generation);
+                    }
                     return Err(produce_error(e));
                 }
             }
@@ -217,6 +252,7 @@ impl KafkaLog {
                 }
                 Ok(Err((e, _))) => {
                     ::metrics::counter!(names::PRODUCE_ERRORS_TOTAL).increment(1);
+                    self.replace(generation);
                     return Err(produce_error(e));
                 }
                 Err(_) => return Err(LogError::Unavailable("Kafka producer stopped".into())),
@@ -225,6 +261,12 @@ impl KafkaLog {
         ::metrics::counter!(names::EVENTS_TOTAL, "outcome" => "accepted").increment(events.len() as u64);
         Ok(Ack)
     }
+}
+
+fn create_producer(config: &KafkaConfig) -> Result<FutureProducer<ProducerStats>, String> {
+    producer_config(config)
+        .create_with_context(ProducerStats)
+        .map_err(|e| format!("LAGO_KAFKA_BOOTSTRAP_SERVERS: cannot create the Kafka producer: {e}"))
 }
 
 fn produce_error(e: KafkaError) -> LogError {

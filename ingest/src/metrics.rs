@@ -16,6 +16,8 @@ pub const EVENT_ERRORS_TOTAL: &str = "billstream_ingest_event_errors_total";
 pub const VALIDATION_DROPPED_TOTAL: &str = "billstream_ingest_validation_dropped_total";
 /// Records the Kafka producer could not get acknowledged (the request got a 503).
 pub const PRODUCE_ERRORS_TOTAL: &str = "billstream_ingest_produce_errors_total";
+/// Kafka producers replaced by a fresh one after a failed record.
+pub const PRODUCER_RESTARTS_TOTAL: &str = "billstream_ingest_producer_restarts_total";
 /// Produce retries librdkafka made since start (from its statistics).
 pub const PRODUCE_RETRIES: &str = "billstream_ingest_produce_retries";
 /// Produce request transmit errors librdkafka saw since start (from its statistics).

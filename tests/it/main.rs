@@ -11,6 +11,7 @@ mod coupons;
 mod customers;
 mod event_store;
 mod events;
+mod faults;
 mod openapi;
 mod organizations;
 mod plans;

@@ -15,6 +15,10 @@ use ingest::GroupCommitConfig;
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config;
     let api_key = config.resolve_api_key().map_err(anyhow::Error::msg)?;
+    if config.scale.mode == Mode::Scale {
+        // Before any database is opened: a missing broker or ClickHouse address stops start-up at once.
+        config.scale.require().map_err(anyhow::Error::msg)?;
+    }
     match cli.command.unwrap_or(Command::All) {
         Command::All => with_database(&config, |pool| serve(config.clone(), api_key, pool, true)).await,
         Command::Serve => with_database(&config, |pool| serve(config.clone(), api_key, pool, false)).await,

@@ -380,6 +380,22 @@ async fn ingest_metrics_are_exported(mode: Mode) {
     {
         assert!(text.contains(needle), "{needle} missing from /metrics");
     }
+    if mode == Mode::Scale {
+        // From librdkafka's statistics, which arrive every few seconds.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = String::from_utf8(app.raw("GET", "/metrics", None, vec![]).await.raw).unwrap();
+            let missing: Vec<&str> = ["billstream_sink_lag_events", "billstream_ingest_produce_retries"]
+                .into_iter()
+                .filter(|n| !text.contains(n))
+                .collect();
+            if missing.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{missing:?} missing from /metrics");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }
 
 /// Clients send batches while the server (in scale mode: `all`, serve and sink in one process) is SIGKILLed. After a

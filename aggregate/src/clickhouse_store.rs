@@ -396,8 +396,15 @@ impl ClickHouseStore {
             }
             query
         };
-        let total: u64 =
-            bind(self.client.query(&format!("SELECT count() FROM {deduped}"))).fetch_one().await.map_err(ch_error)?;
+        // The same count as the page's subquery (distinct identities among the matching rows), without reading and
+        // sorting every column.
+        let total: u64 = bind(self.client.query(&format!(
+            "SELECT uniqExact(organization_id, external_subscription_id, transaction_id) FROM events_raw
+             WHERE {conditions}"
+        )))
+        .fetch_one()
+        .await
+        .map_err(ch_error)?;
         let page = bind(self.client.query(&format!(
             "SELECT {EVENT_COLUMNS} FROM {deduped} ORDER BY timestamp_us DESC, transaction_id ASC LIMIT ?, ?"
         )))

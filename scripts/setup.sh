@@ -53,3 +53,28 @@ setup_python_client() {
     fi
     export BILLSTREAM_PYTHON="$BILLSTREAM_VENV/bin/python"
 }
+
+# Scale mode's servers: Debian's ClickHouse 18.16, the build tools of librdkafka (bundled by the rdkafka crate:
+# cmake, curl and zlib headers), and the tansu broker from crates.io (about ten minutes to build on 2 cores, once;
+# cargo keeps the binary in ~/.cargo/bin). `setup_scale` installs what is missing; scripts/test.sh calls it.
+TANSU_VERSION="${TANSU_VERSION:-0.6.0}"
+setup_scale() {
+    local need=()
+    command -v clickhouse-server >/dev/null || [ -x /usr/sbin/clickhouse-server ] || need+=(clickhouse-server)
+    command -v clickhouse-client >/dev/null || need+=(clickhouse-client)
+    command -v cmake >/dev/null || need+=(cmake)
+    [ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -f /usr/include/curl/curl.h ] || need+=(libcurl4-openssl-dev)
+    [ -f /usr/include/zlib.h ] || need+=(zlib1g-dev)
+    if [ ${#need[@]} -gt 0 ]; then
+        echo "setup: installing ${need[*]}"
+        $SUDO apt-get update -qq
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    fi
+    if ! command -v tansu >/dev/null && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/tansu" ]; then
+        echo "setup: building the tansu broker $TANSU_VERSION (cargo install, about ten minutes)"
+        # Its own target folder, so the workspace's build cache is not mixed with it; SQLite storage (libsql) is
+        # what the tests use, dynostore adds the in-memory engine.
+        CARGO_TARGET_DIR="$HOME/.cache/billstream/tansu-build" \
+            cargo install tansu --version "$TANSU_VERSION" --locked --features libsql,dynostore
+    fi
+}

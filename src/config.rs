@@ -24,6 +24,8 @@ pub enum Command {
     Serve,
     /// The billing clock: invoices every subscription whose period ended.
     Worker,
+    /// Scale mode: move events from the log into ClickHouse.
+    Sink,
     /// Apply database migrations, then exit.
     Migrate,
     /// Manage organizations.
@@ -91,6 +93,90 @@ pub struct Config {
     /// Name of the organization created on first start.
     #[arg(long, env = "BILLSTREAM_ORG_NAME", default_value = "Default", global = true)]
     pub default_org_name: String,
+
+    #[command(flatten)]
+    pub scale: ScaleConfig,
+}
+
+/// `embedded`: PostgreSQL only. `scale`: a Kafka-protocol log and ClickHouse for events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    Embedded,
+    Scale,
+}
+
+/// Settings of scale mode (ignored in embedded mode).
+#[derive(Debug, Clone, Args)]
+pub struct ScaleConfig {
+    /// `embedded` (PostgreSQL only) or `scale` (Kafka-protocol log + ClickHouse event store).
+    #[arg(long, env = "BILLSTREAM_MODE", value_enum, default_value = "embedded", global = true)]
+    pub mode: Mode,
+
+    /// Kafka bootstrap servers, `host:port[,host:port]` (scale mode).
+    #[arg(long, env = "LAGO_KAFKA_BOOTSTRAP_SERVERS", global = true)]
+    pub kafka_bootstrap_servers: Option<String>,
+
+    /// Topic of the event log (scale mode).
+    #[arg(long, env = "BILLSTREAM_KAFKA_TOPIC", default_value = "billstream.events", global = true)]
+    pub kafka_topic: String,
+
+    /// Partitions of the event topic when Billstream creates it (scale mode).
+    #[arg(long, env = "BILLSTREAM_KAFKA_PARTITIONS", default_value = "3", value_parser = parse_partitions, global = true)]
+    pub kafka_partitions: i32,
+
+    /// Consumer group of the sink (scale mode).
+    #[arg(long, env = "BILLSTREAM_SINK_GROUP", default_value = "billstream-sink", global = true)]
+    pub sink_group: String,
+
+    /// ClickHouse HTTP URL, e.g. `http://127.0.0.1:8123` (scale mode).
+    #[arg(long, env = "BILLSTREAM_CLICKHOUSE_URL", value_parser = parse_clickhouse_url, global = true)]
+    pub clickhouse_url: Option<String>,
+
+    /// ClickHouse database of the event tables, created when missing (scale mode).
+    #[arg(long, env = "BILLSTREAM_CLICKHOUSE_DATABASE", default_value = "billstream", value_parser = parse_ch_database, global = true)]
+    pub clickhouse_database: String,
+}
+
+impl ScaleConfig {
+    /// The broker and ClickHouse addresses scale mode needs, or a message naming the missing variable.
+    pub fn require(&self) -> Result<(String, String), String> {
+        let kafka = self.kafka_bootstrap_servers.clone().filter(|s| !s.trim().is_empty()).ok_or(
+            "LAGO_KAFKA_BOOTSTRAP_SERVERS (--kafka-bootstrap-servers): required in scale mode (BILLSTREAM_MODE=scale)",
+        )?;
+        let ch = self
+            .clickhouse_url
+            .clone()
+            .ok_or("BILLSTREAM_CLICKHOUSE_URL (--clickhouse-url): required in scale mode (BILLSTREAM_MODE=scale)")?;
+        Ok((kafka, ch))
+    }
+}
+
+fn parse_partitions(s: &str) -> Result<i32, String> {
+    match s.trim().parse::<i32>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => Err(format!("BILLSTREAM_KAFKA_PARTITIONS (--kafka-partitions): `{s}` must be a number from 1 to 1000")),
+    }
+}
+
+fn parse_clickhouse_url(s: &str) -> Result<String, String> {
+    let ok = (s.starts_with("http://") || s.starts_with("https://")) && s.len() > "https://".len() && !s.contains(' ');
+    if ok {
+        Ok(s.trim_end_matches('/').to_owned())
+    } else {
+        Err(format!(
+            "BILLSTREAM_CLICKHOUSE_URL (--clickhouse-url): `{s}` is not an http(s) URL such as http://127.0.0.1:8123"
+        ))
+    }
+}
+
+fn parse_ch_database(s: &str) -> Result<String, String> {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "BILLSTREAM_CLICKHOUSE_DATABASE (--clickhouse-database): `{s}` may hold only letters, digits and _"
+        ))
+    }
 }
 
 impl Config {
@@ -200,6 +286,9 @@ mod tests {
         assert!(parse_max_body("12").unwrap_err().contains("BILLSTREAM_MAX_BODY_BYTES"));
         assert!(parse_pool_size("0").unwrap_err().contains("BILLSTREAM_DB_MAX_CONNECTIONS"));
         assert!(parse_batch_limit("0").unwrap_err().contains("LAGO_EVENTS_BATCH_MAX_LENGTH"));
+        assert!(parse_clickhouse_url("tcp://x").unwrap_err().contains("BILLSTREAM_CLICKHOUSE_URL"));
+        assert!(parse_ch_database("a-b").unwrap_err().contains("BILLSTREAM_CLICKHOUSE_DATABASE"));
+        assert!(parse_partitions("0").unwrap_err().contains("BILLSTREAM_KAFKA_PARTITIONS"));
     }
 
     #[test]

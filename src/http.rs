@@ -69,6 +69,21 @@ impl AppState {
             clock: Arc::new(billing::clock::SystemClock),
         }
     }
+
+    /// The scale mode: events go to the Kafka log (acknowledged once the broker has them) and are read from
+    /// ClickHouse, which the sink fills; invalid events are recorded by the sink.
+    pub fn scale(pool: PgPool, settings: HttpSettings, scale: &crate::scale::Scale) -> Self {
+        let store: Arc<dyn EventStore> = Arc::new(scale.store.clone());
+        let log: Arc<dyn EventLog> = Arc::new(scale.log.clone());
+        AppState {
+            keys: Keys::new(pool.clone()),
+            ingest: IngestState { log, store, batch_limit: settings.events_batch_limit },
+            pool,
+            prometheus: crate::telemetry::prometheus(),
+            settings,
+            clock: Arc::new(billing::clock::SystemClock),
+        }
+    }
 }
 
 /// The whole HTTP API.

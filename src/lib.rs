@@ -6,6 +6,7 @@ pub mod config;
 pub mod database;
 pub mod http;
 pub mod run;
+pub mod scale;
 pub mod telemetry;
 
 pub use http::{AppState, app};

@@ -1,25 +1,38 @@
-//! The roles and commands of the binary: `all`/`serve` run the HTTP API, `migrate` and `org create` do their one job.
+//! The roles and commands of the binary: `all`/`serve` run the HTTP API (`all` also runs the sink in scale mode),
+//! `sink` moves the event log into ClickHouse, `migrate` and `org create` do their one job.
+
+use std::sync::Arc;
 
 use anyhow::Context;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
-use crate::config::{Cli, Command, Config, OrgCommand};
+use crate::config::{Cli, Command, Config, Mode, OrgCommand};
 use crate::database::Database;
 use crate::http::HttpSettings;
+use crate::scale::Scale;
 use crate::{AppState, app};
 use ingest::GroupCommitConfig;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config;
     let api_key = config.resolve_api_key().map_err(anyhow::Error::msg)?;
+    if config.scale.mode == Mode::Scale {
+        // Before any database is opened: a missing broker or ClickHouse address stops start-up at once.
+        config.scale.require().map_err(anyhow::Error::msg)?;
+    }
     match cli.command.unwrap_or(Command::All) {
-        Command::All => with_database(&config, |pool| all(config.clone(), api_key, pool)).await,
-        Command::Serve => with_database(&config, |pool| serve(config.clone(), api_key, pool)).await,
+        Command::All => with_database(&config, |pool| serve(config.clone(), api_key, pool, true)).await,
+        Command::Serve => with_database(&config, |pool| serve(config.clone(), api_key, pool, false)).await,
+        Command::Sink => with_database(&config, |pool| sink(config.clone(), pool)).await,
         Command::Worker => with_database(&config, |pool| worker(config.clone(), pool)).await,
         Command::Migrate => {
+            let scale = config.scale.clone();
             with_database(&config, |pool| async move {
                 billing::migrate(&pool).await?;
+                if scale.mode == Mode::Scale {
+                    Scale::connect(&scale).await?;
+                }
                 println!("migrations applied");
                 Ok(())
             })
@@ -50,36 +63,38 @@ where
     result
 }
 
-/// Every role in one process: the billing clock runs beside the API and stops with it.
-async fn all(config: Config, api_key: Option<String>, pool: PgPool) -> anyhow::Result<()> {
-    billing::migrate(&pool).await?;
-    let clock = tokio::spawn(billing_clock(config.clone(), pool.clone()));
-    let served = serve(config, api_key, pool).await;
-    clock.abort();
-    served
-}
-
-/// The `worker` role alone, until Ctrl-C or SIGTERM.
+/// The `worker` role alone, until Ctrl-C or SIGTERM; it reads usage from the mode's event store.
 async fn worker(config: Config, pool: PgPool) -> anyhow::Result<()> {
     billing::migrate(&pool).await?;
+    let events: Arc<dyn aggregate::EventStore> = match config.scale.mode {
+        Mode::Embedded => Arc::new(aggregate::postgres::PgEventStore::new(pool.clone())),
+        Mode::Scale => Arc::new(Scale::connect(&config.scale).await?.store),
+    };
     tracing::info!(every_seconds = config.billing_tick_seconds, "billing clock started");
     tokio::select! {
-        () = billing_clock(config, pool) => {},
+        () = billing_clock(&config, pool, events) => {},
         () = shutdown_signal() => {},
     }
     Ok(())
 }
 
-/// The billing clock reads usage from the same event store the API writes.
-async fn billing_clock(config: Config, pool: PgPool) {
-    let events: std::sync::Arc<dyn aggregate::EventStore> =
-        std::sync::Arc::new(aggregate::postgres::PgEventStore::new(pool.clone()));
-    let every = std::time::Duration::from_secs(config.billing_tick_seconds);
-    billing::clock::run(pool, events, std::sync::Arc::new(billing::clock::SystemClock), every).await;
+async fn billing_clock_owned(config: Config, pool: PgPool, events: Arc<dyn aggregate::EventStore>) {
+    billing_clock(&config, pool, events).await;
 }
 
-async fn serve(config: Config, api_key: Option<String>, pool: PgPool) -> anyhow::Result<()> {
+async fn billing_clock(config: &Config, pool: PgPool, events: Arc<dyn aggregate::EventStore>) {
+    let every = std::time::Duration::from_secs(config.billing_tick_seconds);
+    billing::clock::run(pool, events, Arc::new(billing::clock::SystemClock), every).await;
+}
+
+/// The HTTP API; the `all` role (`with_roles`) also runs the billing clock and, in scale mode, the sink, in the
+/// same process.
+async fn serve(config: Config, api_key: Option<String>, pool: PgPool, with_roles: bool) -> anyhow::Result<()> {
     billing::migrate(&pool).await?;
+    let scale = match config.scale.mode {
+        Mode::Embedded => None,
+        Mode::Scale => Some(Scale::connect(&config.scale).await?),
+    };
     bootstrap_organization(&config, api_key.as_deref(), &pool).await?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -90,9 +105,39 @@ async fn serve(config: Config, api_key: Option<String>, pool: PgPool) -> anyhow:
         events_batch_limit: config.events_batch_limit,
         group_commit: GroupCommitConfig { max_inflight: config.ingest_max_inflight, ..GroupCommitConfig::default() },
     };
-    let state = AppState::embedded(pool, settings);
+    let state = match &scale {
+        None => AppState::embedded(pool.clone(), settings),
+        Some(scale) => {
+            if with_roles {
+                tokio::spawn(scale.sink(pool.clone())?.run());
+            }
+            AppState::scale(pool.clone(), settings, scale)
+        }
+    };
+    // The billing clock reads usage from the same event store the API writes.
+    let clock =
+        with_roles.then(|| tokio::spawn(billing_clock_owned(config.clone(), pool.clone(), state.ingest.store.clone())));
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    if let Some(clock) = clock {
+        clock.abort();
+    }
     tracing::info!("shutting down");
+    Ok(())
+}
+
+/// The sink role (scale mode only): runs until SIGTERM or Ctrl-C.
+async fn sink(config: Config, pool: PgPool) -> anyhow::Result<()> {
+    if config.scale.mode != Mode::Scale {
+        anyhow::bail!("BILLSTREAM_MODE: the sink runs in scale mode only (BILLSTREAM_MODE=scale)");
+    }
+    billing::migrate(&pool).await?;
+    let scale = Scale::connect(&config.scale).await?;
+    let sink = scale.sink(pool)?;
+    tracing::info!(topic = %scale.kafka.topic, group = %scale.sink_group, "sink is running");
+    tokio::select! {
+        () = sink.run() => {},
+        () = shutdown_signal() => tracing::info!("sink shutting down"),
+    }
     Ok(())
 }
 

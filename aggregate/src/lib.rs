@@ -2,6 +2,7 @@
 //! scale mode), and, with the aggregation issue, the DataFusion jobs that turn events into totals per subscription,
 //! filter and group.
 
+pub mod clickhouse_store;
 pub mod details;
 pub mod jobs;
 pub mod postgres;

@@ -1,12 +1,15 @@
 //! Usage events in: the `/api/v1/events` handlers, the parsing and checks of the event contract, the `EventLog` seam
 //! with its embedded adapter (group commit into the Postgres event store), and the asynchronous validation that feeds
-//! the `events.errors` report. The scale-mode adapters (Kafka log, sink) plug into the same seams.
+//! the `events.errors` report; and scale mode's adapters: the Kafka `EventLog` ([`kafka`]) and the sink that moves the
+//! log into ClickHouse ([`sink`]).
 
 pub mod api;
 pub mod group_commit;
+pub mod kafka;
 pub mod log;
 pub mod metrics;
 pub mod parse;
+pub mod sink;
 pub mod validation;
 
 pub use api::{IngestState, routes};

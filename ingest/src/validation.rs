@@ -89,7 +89,33 @@ pub struct Recorder {
     pool: PgPool,
 }
 
+/// The metric rules of a set of events: per (organization, code), plus the pricing group keys per (organization,
+/// subscription, code).
+#[derive(Debug, Default)]
+pub struct Rules {
+    metrics: HashMap<(Uuid, String), MetricRule>,
+    group_keys: HashMap<(Uuid, String, String), Vec<String>>,
+}
+
+impl Rules {
+    /// The rule that applies to `e` (its metric with its subscription's group keys); `None`: no live metric.
+    pub fn rule_for(&self, e: &Event) -> Option<MetricRule> {
+        let mut rule = self.metrics.get(&(e.organization_id, e.code.clone())).cloned()?;
+        if let Some(keys) =
+            self.group_keys.get(&(e.organization_id, e.external_subscription_id.clone(), e.code.clone()))
+        {
+            rule.group_keys = keys.clone();
+        }
+        Some(rule)
+    }
+}
+
 impl Recorder {
+    /// A recorder used directly (the sink calls [`Recorder::load`] and [`Recorder::record_with`] itself).
+    pub fn new(pool: PgPool) -> Self {
+        Recorder { pool }
+    }
+
     /// Starts the recorder task; returns the sender the group commit notifies.
     pub fn start(pool: PgPool, queue_depth: usize) -> mpsc::Sender<Vec<Event>> {
         let (tx, mut rx) = mpsc::channel::<Vec<Event>>(queue_depth.max(1));
@@ -109,6 +135,11 @@ impl Recorder {
             }
         });
         tx
+    }
+
+    /// Loads what the checks (and the sink's enrichment) need to know about these events' metrics and charges.
+    pub async fn load(&self, events: &[Event]) -> Result<Rules, sqlx::Error> {
+        Ok(Rules { metrics: self.rules(events).await?, group_keys: self.group_keys(events).await? })
     }
 
     async fn rules(&self, events: &[Event]) -> Result<HashMap<(Uuid, String), MetricRule>, sqlx::Error> {
@@ -170,8 +201,12 @@ impl Recorder {
     }
 
     async fn record(&self, events: &[Event]) -> Result<(), sqlx::Error> {
-        let rules = self.rules(events).await?;
-        let group_keys = self.group_keys(events).await?;
+        let rules = self.load(events).await?;
+        self.record_with(events, &rules).await
+    }
+
+    /// Stores the findings of `events` given their rules (loaded by [`Recorder::load`]); idempotent.
+    pub async fn record_with(&self, events: &[Event], rules: &Rules) -> Result<(), sqlx::Error> {
         let mut orgs = Vec::new();
         let mut subs = Vec::new();
         let mut txs = Vec::new();
@@ -180,13 +215,7 @@ impl Recorder {
         let mut times = Vec::new();
         for e in events {
             let properties: Value = serde_json::from_str(&e.properties).unwrap_or(Value::Null);
-            let mut rule = rules.get(&(e.organization_id, e.code.clone())).cloned();
-            if let Some(r) = rule.as_mut()
-                && let Some(keys) =
-                    group_keys.get(&(e.organization_id, e.external_subscription_id.clone(), e.code.clone()))
-            {
-                r.group_keys = keys.clone();
-            }
+            let rule = rules.rule_for(e);
             for kind in check(&properties, rule.as_ref()) {
                 ::metrics::counter!(names::EVENT_ERRORS_TOTAL, "kind" => kind.as_str()).increment(1);
                 orgs.push(e.organization_id);

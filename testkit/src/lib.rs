@@ -4,7 +4,14 @@
 //! The PostgreSQL launcher in [`postgres`] also runs the binary's managed embedded database, so the code that starts
 //! servers exists once.
 
+pub mod clickhouse;
 pub mod postgres;
+mod process;
+pub mod tansu;
+
+pub use clickhouse::ClickHouseServer;
+pub use process::find_binary;
+pub use tansu::Broker;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -134,7 +141,7 @@ impl Drop for TestDatabase {
 }
 
 /// Runs `cleanup` in a detached shell once the current process has exited.
-fn spawn_watchdog(cleanup: &str) -> Result<(), Error> {
+pub(crate) fn spawn_watchdog(cleanup: &str) -> Result<(), Error> {
     let script = format!("while kill -0 {} 2>/dev/null; do sleep 0.5; done; {cleanup}", std::process::id());
     Command::new("sh")
         .arg("-c")

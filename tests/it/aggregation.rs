@@ -1,12 +1,13 @@
-//! Aggregation jobs (DataFusion over the Postgres event store) against the plain Rust reference, on generated event
-//! sets: duplicates, out-of-order and boundary timestamps, missing and non-numeric properties, decimals with many
-//! digits, filters and pricing groups, every aggregation type, recurring or not.
+//! Aggregation jobs (DataFusion over the event store: Postgres, and ClickHouse for scale mode) against the plain Rust
+//! reference, on generated event sets: duplicates, out-of-order and boundary timestamps, missing and non-numeric
+//! properties, decimals with many digits, filters and pricing groups, every aggregation type, recurring or not.
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 
 use aggregate::EventStore;
+use aggregate::clickhouse_store::ClickHouseStore;
 use aggregate::jobs::{JobSpec, reference, run};
 use aggregate::postgres::PgEventStore;
 use aggregate::semantics::{AggregationType, ChargeFilter, MetricSpec, RoundingFunction, Window};
@@ -15,7 +16,25 @@ use rust_decimal::Decimal;
 use schemas::event::Event;
 use serde_json::{Value, json};
 
-use crate::support::TestApp;
+use crate::support::{Mode, TestApp, in_both_modes};
+
+in_both_modes!(jobs_match_the_reference_on_generated_events, unique_count_jobs_match_the_reference);
+
+/// An empty event store of `mode`: the test's Postgres `events` truncated, or a fresh ClickHouse database.
+async fn empty_store(mode: Mode, app: &TestApp) -> Arc<dyn EventStore> {
+    match mode {
+        Mode::Embedded => {
+            sqlx::query("TRUNCATE events").execute(&app.pool).await.unwrap();
+            Arc::new(PgEventStore::new(app.pool.clone()))
+        }
+        Mode::Scale => {
+            let server = testkit::ClickHouseServer::shared();
+            let database = server.database();
+            ClickHouseStore::migrate(&server.url(), &database).await.expect("ClickHouse migrations");
+            Arc::new(ClickHouseStore::new(&server.url(), &database))
+        }
+    }
+}
 
 /// A small deterministic generator (xorshift64*), so a failure can be replayed from its seed.
 struct Rng(u64);
@@ -165,12 +184,10 @@ async fn check(store: &dyn EventStore, kept: &[Event], metric: MetricSpec, filte
     assert_eq!(got, want, "seed {seed}, {metric:?}, filters {filtered}, groups {grouped}");
 }
 
-#[tokio::test]
-async fn jobs_match_the_reference_on_generated_events() {
+async fn jobs_match_the_reference_on_generated_events(mode: Mode) {
     let app = TestApp::new().await;
-    let store: Arc<dyn EventStore> = Arc::new(PgEventStore::new(app.pool.clone()));
     for seed in 1..=3u64 {
-        sqlx::query("TRUNCATE events").execute(&app.pool).await.unwrap();
+        let store = empty_store(mode, &app).await;
         let (sent, kept) = generate(seed, 400, false);
         for chunk in sent.chunks(97) {
             store.write(chunk).await.expect("write");
@@ -183,12 +200,10 @@ async fn jobs_match_the_reference_on_generated_events() {
     }
 }
 
-#[tokio::test]
-async fn unique_count_jobs_match_the_reference() {
+async fn unique_count_jobs_match_the_reference(mode: Mode) {
     let app = TestApp::new().await;
-    let store: Arc<dyn EventStore> = Arc::new(PgEventStore::new(app.pool.clone()));
     for seed in 11..=13u64 {
-        sqlx::query("TRUNCATE events").execute(&app.pool).await.unwrap();
+        let store = empty_store(mode, &app).await;
         let (sent, kept) = generate(seed, 300, true);
         store.write(&sent).await.expect("write");
         for recurring in [false, true] {

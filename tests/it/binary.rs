@@ -89,12 +89,26 @@ fn bad_configuration_names_the_variable() {
         ("LAGO_API_URL", "ftp://x"),
         ("BILLSTREAM_MAX_BODY_BYTES", "ten"),
         ("BILLSTREAM_DB_MAX_CONNECTIONS", "0"),
+        ("BILLSTREAM_CLICKHOUSE_URL", "tcp://nope"),
+        ("BILLSTREAM_CLICKHOUSE_DATABASE", "no-dashes"),
+        ("BILLSTREAM_KAFKA_PARTITIONS", "0"),
     ] {
         let out = billstream(dir.path(), 1).env(var, value).output().unwrap();
         assert!(!out.status.success(), "{var}={value} must stop start-up");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(var), "{var}: {stderr}");
     }
+    // Scale mode without its servers names the missing one, before touching any database.
+    let out = billstream(dir.path(), 1).env("BILLSTREAM_MODE", "scale").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("LAGO_KAFKA_BOOTSTRAP_SERVERS"));
+    let out = billstream(dir.path(), 1)
+        .env("BILLSTREAM_MODE", "scale")
+        .env("LAGO_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("BILLSTREAM_CLICKHOUSE_URL"));
+    assert!(!dir.path().join("pg").exists(), "no database was started");
 }
 
 /// The README flow: first start creates the organization and prints its key once; the key works; Ctrl-C (here

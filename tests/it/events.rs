@@ -1,5 +1,5 @@
-//! `/api/v1/events` in embedded mode: the contract, bad input, exactly-once under concurrency and retries, the
-//! asynchronous error records, and durability across a SIGKILL of the real binary.
+//! `/api/v1/events` in both modes (one body per test, run by `in_both_modes!`): the contract, bad input, exactly-once
+//! under concurrency and retries, the asynchronous error records, and durability across a SIGKILL of the real binary.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -7,20 +7,33 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::binary::{billstream, start};
-use crate::support::TestApp;
+use crate::support::{Mode, StoreProbe, TestApp, in_both_modes, scale_config, scale_env};
+
+in_both_modes!(
+    single_event_is_stored_and_rendered_as_lago,
+    batch_is_stored_in_order,
+    a_retry_is_acknowledged_and_the_first_event_wins,
+    bad_input_is_rejected_and_stores_nothing,
+    organizations_keep_their_events_apart,
+    list_filters_and_pages_newest_first,
+    concurrent_sends_with_retries_store_each_identity_once,
+    invalid_events_are_kept_and_recorded_for_the_report,
+    events_missing_a_pricing_group_key_are_recorded,
+    ingest_metrics_are_exported,
+    sigkill_during_load_loses_no_acknowledged_event,
+);
 
 fn event(tx: &str, sub: &str) -> Value {
     json!({"transaction_id": tx, "external_subscription_id": sub, "code": "storage", "timestamp": 1700000000.25,
            "properties": {"gb": "1.5", "region": "eu"}})
 }
 
-async fn stored(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&app.pool).await.unwrap()
+async fn stored(app: &TestApp) -> usize {
+    app.stored_count().await
 }
 
-#[tokio::test]
-async fn single_event_is_stored_and_rendered_as_lago() {
-    let app = TestApp::new().await;
+async fn single_event_is_stored_and_rendered_as_lago(mode: Mode) {
+    let app = TestApp::in_mode(mode).await;
     let mut body = event("tx-1", "sub-1");
     body["precise_total_amount_cents"] = json!("1234.5");
     let r = app.post("/api/v1/events", &json!({"event": body})).await.expect(200);
@@ -42,9 +55,8 @@ async fn single_event_is_stored_and_rendered_as_lago() {
     assert_eq!(r.body, json!({"status": 404, "error": "Not Found", "code": "event_not_found"}));
 }
 
-#[tokio::test]
-async fn batch_is_stored_in_order() {
-    let app = TestApp::new().await;
+async fn batch_is_stored_in_order(mode: Mode) {
+    let app = TestApp::in_mode(mode).await;
     let events: Vec<Value> = (0..50).map(|i| event(&format!("tx-{i}"), "sub-1")).collect();
     let r = app.post("/api/v1/events/batch", &json!({"events": events})).await.expect(200);
     let txs: Vec<&str> =
@@ -53,9 +65,8 @@ async fn batch_is_stored_in_order() {
     assert_eq!(stored(&app).await, 50);
 }
 
-#[tokio::test]
-async fn a_retry_is_acknowledged_and_the_first_event_wins() {
-    let app = TestApp::new().await;
+async fn a_retry_is_acknowledged_and_the_first_event_wins(mode: Mode) {
+    let app = TestApp::in_mode(mode).await;
     let first = event("tx-1", "sub-1");
     let mut second = event("tx-1", "sub-1");
     second["properties"] = json!({"gb": "99"});
@@ -72,18 +83,15 @@ async fn a_retry_is_acknowledged_and_the_first_event_wins() {
     let mut b = event("tx-9", "sub-1");
     b["properties"] = json!({"gb": "2"});
     app.post("/api/v1/events/batch", &json!({"events": [a, b]})).await.expect(200);
-    let props: Value = sqlx::query_scalar("SELECT properties FROM events WHERE transaction_id = 'tx-9'")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(props, json!({"gb": "1"}));
+    let stored_events = app.stored_events().await;
+    let props = &stored_events.iter().find(|(tx, _)| tx == "tx-9").expect("tx-9 stored").1;
+    assert_eq!(props, &json!({"gb": "1"}));
     assert_eq!(stored(&app).await, 3);
 }
 
 /// Each bad input: a Lago-shaped 4xx, and nothing stored.
-#[tokio::test]
-async fn bad_input_is_rejected_and_stores_nothing() {
-    let app = TestApp::new().await;
+async fn bad_input_is_rejected_and_stores_nothing(mode: Mode) {
+    let app = TestApp::in_mode(mode).await;
     let post = |path: &'static str, body: Vec<u8>| {
         let app = &app;
         async move { app.raw("POST", path, Some(&app.key), body).await }
@@ -148,9 +156,8 @@ async fn bad_input_is_rejected_and_stores_nothing() {
     assert_eq!(stored(&app).await, 0);
 }
 
-#[tokio::test]
-async fn organizations_keep_their_events_apart() {
-    let app = TestApp::new().await;
+async fn organizations_keep_their_events_apart(mode: Mode) {
+    let app = TestApp::in_mode(mode).await;
     let other = app.new_org("Other").await;
     app.post("/api/v1/events", &json!({"event": event("tx-1", "sub-1")})).await.expect(200);
     app.call_as(&other, "GET", "/api/v1/events/tx-1", None).await.expect(404);
@@ -161,9 +168,8 @@ async fn organizations_keep_their_events_apart() {
     assert_eq!(stored(&app).await, 2);
 }
 
-#[tokio::test]
-async fn list_filters_and_pages_newest_first() {
-    let app = TestApp::new().await;
+async fn list_filters_and_pages_newest_first(mode: Mode) {
+    let app = TestApp::in_mode(mode).await;
     let mut events = Vec::new();
     for i in 0..6 {
         let mut e = event(&format!("tx-{i}"), if i % 2 == 0 { "even" } else { "odd" });
@@ -202,9 +208,8 @@ async fn list_filters_and_pages_newest_first() {
 
 /// Many clients at once, each event sent one to three times (retries), some transaction ids shared between clients:
 /// exactly the distinct identities are stored.
-#[tokio::test]
-async fn concurrent_sends_with_retries_store_each_identity_once() {
-    let app = TestApp::new().await;
+async fn concurrent_sends_with_retries_store_each_identity_once(mode: Mode) {
+    let app = TestApp::in_mode(mode).await;
     let clients = 8;
     let per_client = 250;
     let mut handles = Vec::new();
@@ -248,15 +253,14 @@ async fn concurrent_sends_with_retries_store_each_identity_once() {
             expected.insert(tx);
         }
     }
-    let rows: Vec<String> = sqlx::query_scalar("SELECT transaction_id FROM events").fetch_all(&app.pool).await.unwrap();
+    let rows: Vec<String> = app.stored_events().await.into_iter().map(|(tx, _)| tx).collect();
     let got: HashSet<String> = rows.iter().cloned().collect();
     assert_eq!(rows.len(), got.len(), "no identity twice");
     assert_eq!(got, expected);
 }
 
-#[tokio::test]
-async fn invalid_events_are_kept_and_recorded_for_the_report() {
-    let app = TestApp::new().await;
+async fn invalid_events_are_kept_and_recorded_for_the_report(mode: Mode) {
+    let app = TestApp::in_mode(mode).await;
     app.post(
         "/api/v1/billable_metrics",
         &json!({"billable_metric": {"name": "Storage", "code": "storage",
@@ -303,9 +307,8 @@ async fn invalid_events_are_kept_and_recorded_for_the_report() {
 }
 
 /// An event without a key its subscription's charge groups by is recorded as `missing_group_key`.
-#[tokio::test]
-async fn events_missing_a_pricing_group_key_are_recorded() {
-    let app = TestApp::new().await;
+async fn events_missing_a_pricing_group_key_are_recorded(mode: Mode) {
+    let app = TestApp::in_mode(mode).await;
     let metric = app
         .post(
             "/api/v1/billable_metrics",
@@ -351,36 +354,72 @@ async fn events_missing_a_pricing_group_key_are_recorded() {
     }
 }
 
-#[tokio::test]
-async fn ingest_metrics_are_exported() {
-    let app = TestApp::new().await;
+async fn ingest_metrics_are_exported(mode: Mode) {
+    let app = TestApp::in_mode(mode).await;
     app.post("/api/v1/events", &json!({"event": event("tx-1", "s")})).await.ok();
     app.post("/api/v1/events", &json!({"event": event("tx-1", "s")})).await.ok();
     app.raw("POST", "/api/v1/events", Some(&app.key), b"{}".to_vec()).await.expect(400);
+    app.settle().await;
     let text = String::from_utf8(app.raw("GET", "/metrics", None, vec![]).await.raw).unwrap();
+    let by_mode: &[&str] = match mode {
+        Mode::Embedded => &["billstream_ingest_batch_rows", "billstream_ingest_flush_duration_seconds"],
+        Mode::Scale => &[
+            "billstream_sink_batch_rows",
+            "billstream_sink_flush_duration_seconds",
+            r#"billstream_ingest_events_total{outcome="stored"}"#,
+        ],
+    };
     for needle in [
         r#"billstream_ingest_events_total{outcome="accepted"}"#,
         r#"billstream_ingest_events_total{outcome="duplicate"}"#,
         r#"billstream_ingest_events_total{outcome="rejected"}"#,
         "billstream_ingest_request_duration_seconds_bucket",
-        "billstream_ingest_batch_rows",
-    ] {
+    ]
+    .iter()
+    .chain(by_mode)
+    {
         assert!(text.contains(needle), "{needle} missing from /metrics");
+    }
+    if mode == Mode::Scale {
+        // From librdkafka's statistics, which arrive every few seconds.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = String::from_utf8(app.raw("GET", "/metrics", None, vec![]).await.raw).unwrap();
+            let missing: Vec<&str> = ["billstream_sink_lag_events", "billstream_ingest_produce_retries"]
+                .into_iter()
+                .filter(|n| !text.contains(n))
+                .collect();
+            if missing.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{missing:?} missing from /metrics");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 
-/// Clients send batches while the server is SIGKILLed. After a restart every acknowledged event is stored exactly
-/// once, every unacknowledged batch is stored whole or not at all, and resending the unacknowledged ones completes
-/// the set without doubles.
-#[tokio::test]
-async fn sigkill_during_load_loses_no_acknowledged_event() {
+/// Clients send batches while the server (in scale mode: `all`, serve and sink in one process) is SIGKILLed. After a
+/// restart every acknowledged event is stored exactly once, every unacknowledged batch is stored whole or not at all,
+/// and resending the unacknowledged ones completes the set without doubles.
+async fn sigkill_during_load_loses_no_acknowledged_event(mode: Mode) {
     let db = testkit::TestPostgres::shared().database();
     let dir = tempfile::tempdir().unwrap();
     let port = testkit::free_port().unwrap();
     let key = "sigkill-test-key-0001";
+    let pool = sqlx::PgPool::connect(&db.url()).await.unwrap();
+    let (scale, probe) = match mode {
+        Mode::Embedded => (None, StoreProbe::Postgres(pool.clone())),
+        Mode::Scale => {
+            let (config, database) = scale_config();
+            (Some(config), StoreProbe::ClickHouse { server: testkit::ClickHouseServer::shared(), database })
+        }
+    };
     let command = || {
         let mut cmd = billstream(dir.path(), port);
         cmd.env("DATABASE_URL", db.url()).env("LAGO_ORG_API_KEY", key);
+        if let Some(config) = &scale {
+            scale_env(&mut cmd, config);
+        }
         cmd
     };
     let (child, _) = start(command(), port).await;
@@ -390,7 +429,9 @@ async fn sigkill_during_load_loses_no_acknowledged_event() {
         (0..batch_size).map(|i| format!("c{client}-b{n}-e{i}")).collect()
     };
     let send = move |txs: Vec<String>| async move {
-        let events: Vec<Value> = txs.iter().map(|t| event(t, "sub-1")).collect();
+        // One subscription per client, so that in scale mode the load spreads over the partitions.
+        let sub = txs[0].split('-').next().unwrap_or("c").to_owned();
+        let events: Vec<Value> = txs.iter().map(|t| event(t, &sub)).collect();
         reqwest::Client::new()
             .post(format!("http://127.0.0.1:{port}/api/v1/events/batch"))
             .bearer_auth(key)
@@ -417,14 +458,7 @@ async fn sigkill_during_load_loses_no_acknowledged_event() {
             (acked, unacked)
         }));
     }
-    let pool = sqlx::PgPool::connect(&db.url()).await.unwrap();
-    let count =
-        || async { sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap() };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while count().await < 3000 {
-        assert!(Instant::now() < deadline, "load did not get going");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    probe.wait_for(Duration::from_secs(60), "load did not get going", |txs| txs.len() >= 3000).await;
     std::process::Command::new("kill").arg("-KILL").arg(child.id().to_string()).status().unwrap();
     let mut acked = Vec::new();
     let mut unacked = Vec::new();
@@ -437,14 +471,16 @@ async fn sigkill_during_load_loses_no_acknowledged_event() {
     let _ = child.wait();
 
     let (child, _) = start(command(), port).await;
-    let rows: Vec<String> = sqlx::query_scalar("SELECT transaction_id FROM events").fetch_all(&pool).await.unwrap();
-    let present: HashSet<&str> = rows.iter().map(String::as_str).collect();
-    assert_eq!(rows.len(), present.len(), "no event stored twice");
     let acked_count: usize = acked.iter().map(Vec::len).sum();
     assert!(acked_count >= 3000 - 6 * batch_size, "acknowledged {acked_count}");
-    for batch in &acked {
-        assert!(batch.iter().all(|t| present.contains(t.as_str())), "an acknowledged batch lost events");
-    }
+    let all_acked = |txs: &[String]| {
+        let present: HashSet<&str> = txs.iter().map(String::as_str).collect();
+        acked.iter().flatten().all(|t| present.contains(t.as_str()))
+    };
+    let rows = probe.wait_for(Duration::from_secs(60), "an acknowledged event is missing", all_acked).await;
+    let present: HashSet<&str> = rows.iter().map(String::as_str).collect();
+    assert_eq!(rows.len(), present.len(), "no event stored twice");
+    assert_eq!(probe.doubles().await, 0, "no event stored twice");
     for batch in &unacked {
         let stored = batch.iter().filter(|t| present.contains(t.as_str())).count();
         assert!(stored == 0 || stored == batch.len(), "an unacknowledged batch is half-stored ({stored})");
@@ -452,10 +488,12 @@ async fn sigkill_during_load_loses_no_acknowledged_event() {
     for batch in unacked.clone() {
         assert!(send(batch).await, "resend after restart");
     }
-    let rows: Vec<String> = sqlx::query_scalar("SELECT transaction_id FROM events").fetch_all(&pool).await.unwrap();
+    let expected = (acked.len() + unacked.len()) * batch_size;
+    let rows = probe.wait_for(Duration::from_secs(60), "resent events missing", |txs| txs.len() >= expected).await;
     let present: HashSet<&str> = rows.iter().map(String::as_str).collect();
     assert_eq!(rows.len(), present.len());
-    assert_eq!(rows.len(), (acked.len() + unacked.len()) * batch_size);
+    assert_eq!(rows.len(), expected);
+    assert_eq!(probe.doubles().await, 0);
     crate::binary::terminate(child);
 }
 

@@ -1,5 +1,6 @@
 //! Billstream's integration tests: one binary (each links the whole stack), a module per area, every test on its
-//! own database of a throwaway PostgreSQL that `testkit` starts once for the process.
+//! own database of a throwaway PostgreSQL that `testkit` starts once for the process (and, for scale mode, its own
+//! ClickHouse database and topic on the ClickHouse server and broker `testkit` starts once).
 
 mod aggregation;
 mod api;
@@ -8,7 +9,9 @@ mod binary;
 mod catalog_rules;
 mod coupons;
 mod customers;
+mod event_store;
 mod events;
+mod faults;
 mod invoices;
 mod one_off;
 mod openapi;

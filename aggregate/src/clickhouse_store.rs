@@ -1,0 +1,454 @@
+//! Scale mode's event store: two ClickHouse tables (18.16 and later), written by the sink.
+//!
+//! - `events_raw`: every accepted event as sent, `ReplacingMergeTree` on the identity with a version that makes the
+//!   first accepted copy survive merges.
+//! - `events_enriched`: the same events keyed for aggregation, `ORDER BY (organization_id, external_subscription_id,
+//!   code, timestamp_us, transaction_id)`, with `value` (the metric's aggregation property as `Decimal(38, 9)`) and
+//!   `group_key` (the event's filter and group properties, sorted by key) extracted by the sink.
+//!
+//! Timestamps are Unix microseconds in `Int64` columns: 18.16 has no `DateTime64`, and events carry microseconds.
+//!
+//! Exactly-once does not rest on merges (they run whenever ClickHouse likes). A write skips identities that
+//! `events_enriched` already holds and repeats within the batch; and every read keeps one row per identity, the first
+//! ingested (`ORDER BY ingested_us LIMIT 1 BY identity`), so a replayed batch that raced past the check, or a crash
+//! between the two inserts, never counts an event twice. `LIMIT 1 BY` rather than `argMin`: ClickHouse's aggregate
+//! functions skip NULL arguments, so `argMin(nullable_column, ingested_us)` could return a later copy's value; and
+//! rather than `FINAL`: it only collapses rows with equal sort keys, which in `events_enriched` include code and time.
+//!
+//! `events_enriched` is written after `events_raw`, so it is the table the "already stored" check reads: an identity
+//! found there has both rows.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use clickhouse::{Client, Row};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use rust_decimal::Decimal;
+use schemas::event::Event;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::store::{EventQuery, EventStore, ScanFilter, StoreError};
+
+/// What the sink extracts from an event for aggregation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Enrichment {
+    /// The metric's aggregation property as a number, when it is one (rounded to 9 decimals).
+    pub value: Option<Decimal>,
+    /// `key=value` pairs of the event's filter and group properties, sorted by key, joined by `\u{1f}`.
+    pub group_key: String,
+}
+
+const MIGRATIONS: [&str; 2] = [
+    "CREATE TABLE IF NOT EXISTS events_raw (
+        organization_id String,
+        external_subscription_id String,
+        transaction_id String,
+        code String,
+        timestamp_us Int64,
+        properties String,
+        precise_total_amount_cents Nullable(String),
+        ingested_us Int64,
+        version UInt64
+    ) ENGINE = ReplacingMergeTree(version)
+    ORDER BY (organization_id, external_subscription_id, transaction_id)",
+    "CREATE TABLE IF NOT EXISTS events_enriched (
+        organization_id String,
+        external_subscription_id String,
+        code String,
+        timestamp_us Int64,
+        transaction_id String,
+        properties String,
+        precise_total_amount_cents Nullable(String),
+        ingested_us Int64,
+        value Nullable(Decimal(38, 9)),
+        group_key String
+    ) ENGINE = MergeTree
+    ORDER BY (organization_id, external_subscription_id, code, timestamp_us, transaction_id)",
+];
+
+/// Identities checked against the store per query (keeps the query text far below `max_query_size`).
+const CHECK_CHUNK: usize = 5_000;
+
+#[derive(Clone)]
+pub struct ClickHouseStore {
+    client: Client,
+}
+
+#[derive(Debug, Row, Serialize)]
+struct RawRow<'a> {
+    organization_id: String,
+    external_subscription_id: &'a str,
+    transaction_id: &'a str,
+    code: &'a str,
+    timestamp_us: i64,
+    properties: &'a str,
+    precise_total_amount_cents: Option<String>,
+    ingested_us: i64,
+    version: u64,
+}
+
+#[derive(Debug, Row, Serialize)]
+struct EnrichedRow<'a> {
+    organization_id: String,
+    external_subscription_id: &'a str,
+    code: &'a str,
+    timestamp_us: i64,
+    transaction_id: &'a str,
+    properties: &'a str,
+    precise_total_amount_cents: Option<String>,
+    ingested_us: i64,
+    value: Option<i128>,
+    group_key: &'a str,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct EventRow {
+    organization_id: String,
+    external_subscription_id: String,
+    transaction_id: String,
+    code: String,
+    timestamp_us: i64,
+    properties: String,
+    precise_total_amount_cents: Option<String>,
+    ingested_us: i64,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct IdentityRow {
+    organization_id: String,
+    external_subscription_id: String,
+    transaction_id: String,
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn from_micros(us: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(us).ok_or_else(|| StoreError::Failed(format!("timestamp out of range: {us}")))
+}
+
+/// `Decimal(38, 9)` travels as an `i128` scaled by 10^9.
+fn scaled(value: Decimal) -> Option<i128> {
+    let v = value.round_dp(9);
+    let mantissa = v.mantissa();
+    10i128.checked_pow(9 - v.scale()).and_then(|f| mantissa.checked_mul(f))
+}
+
+impl TryFrom<EventRow> for Event {
+    type Error = StoreError;
+
+    fn try_from(r: EventRow) -> Result<Self, StoreError> {
+        let organization_id = Uuid::parse_str(&r.organization_id)
+            .map_err(|e| StoreError::Failed(format!("bad organization id {}: {e}", r.organization_id)))?;
+        let precise_total_amount_cents = match r.precise_total_amount_cents {
+            None => None,
+            Some(s) => Some(s.parse::<Decimal>().map_err(|e| StoreError::Failed(format!("bad amount {s}: {e}")))?),
+        };
+        Ok(Event {
+            organization_id,
+            external_subscription_id: r.external_subscription_id,
+            transaction_id: r.transaction_id,
+            code: r.code,
+            timestamp: from_micros(r.timestamp_us)?,
+            properties: r.properties,
+            precise_total_amount_cents,
+            ingested_at: from_micros(r.ingested_us)?,
+        })
+    }
+}
+
+/// Connection failures and server restarts are `Unavailable` (retry later); anything else is `Failed`.
+fn ch_error(e: clickhouse::error::Error) -> StoreError {
+    use clickhouse::error::Error as E;
+    match e {
+        E::Network(_) | E::TimedOut => StoreError::Unavailable(e.to_string()),
+        other => {
+            let text = other.to_string();
+            // A server that is shutting down or overloaded answers with these codes; the write can be retried.
+            if text.contains("Code: 210") || text.contains("Code: 202") || text.contains("Code: 241") {
+                StoreError::Unavailable(text)
+            } else {
+                StoreError::Failed(text)
+            }
+        }
+    }
+}
+
+/// The columns of an event, as the reads select them.
+const EVENT_COLUMNS: &str = "organization_id, external_subscription_id, transaction_id, code, timestamp_us, properties, \
+     precise_total_amount_cents, ingested_us";
+
+impl ClickHouseStore {
+    /// A store on `database` of the server at `url` (e.g. `http://127.0.0.1:8123`). Validation is off and
+    /// compression is none: with validation on, the crate speaks formats 18.16 does not know, and its LZ4 reads are
+    /// unreliable there (../shared/INFRA.md); on loopback compression buys nothing.
+    pub fn new(url: &str, database: &str) -> Self {
+        let client = Client::default()
+            .with_url(url)
+            .with_database(database)
+            .with_validation(false)
+            .with_compression(clickhouse::Compression::None)
+            .with_setting("max_query_size", "67108864");
+        ClickHouseStore { client }
+    }
+
+    /// Creates the database (when missing) and the tables. Idempotent; run on every start.
+    pub async fn migrate(url: &str, database: &str) -> Result<(), StoreError> {
+        if !database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || database.is_empty() {
+            return Err(StoreError::Failed(format!("bad ClickHouse database name `{database}` (letters, digits, _)")));
+        }
+        let admin =
+            Client::default().with_url(url).with_validation(false).with_compression(clickhouse::Compression::None);
+        admin.query(&format!("CREATE DATABASE IF NOT EXISTS {database}")).execute().await.map_err(ch_error)?;
+        let store = ClickHouseStore::new(url, database);
+        for sql in MIGRATIONS {
+            store.client.query(sql).execute().await.map_err(ch_error)?;
+        }
+        Ok(())
+    }
+
+    /// True when the server answers.
+    pub async fn ping(&self) -> bool {
+        self.client.query("SELECT 1").fetch_one::<u8>().await.is_ok()
+    }
+
+    /// Stores the events that are new (first occurrence in `events`, identity not yet in `events_enriched`) with
+    /// their enrichments (same order and length as `events`), `events_raw` first. Returns how many were new.
+    pub async fn write_enriched(&self, events: &[Event], enrichments: &[Enrichment]) -> Result<u64, StoreError> {
+        if events.len() != enrichments.len() {
+            return Err(StoreError::Failed("one enrichment per event expected".into()));
+        }
+        let mut seen = HashSet::with_capacity(events.len());
+        let firsts: Vec<usize> = (0..events.len())
+            .filter(|&i| {
+                let e = &events[i];
+                seen.insert((e.organization_id, e.external_subscription_id.as_str(), e.transaction_id.as_str()))
+            })
+            .collect();
+        let stored = self.stored_identities(events, &firsts).await?;
+        let new: Vec<usize> = firsts
+            .into_iter()
+            .filter(|&i| {
+                let e = &events[i];
+                !stored.contains(&(e.organization_id, e.external_subscription_id.clone(), e.transaction_id.clone()))
+            })
+            .collect();
+        if new.is_empty() {
+            return Ok(0);
+        }
+        let mut raw = self.client.insert::<RawRow<'_>>("events_raw").await.map_err(ch_error)?;
+        for &i in &new {
+            let e = &events[i];
+            let ingested_us = micros(e.ingested_at);
+            raw.write(&RawRow {
+                organization_id: e.organization_id.to_string(),
+                external_subscription_id: &e.external_subscription_id,
+                transaction_id: &e.transaction_id,
+                code: &e.code,
+                timestamp_us: micros(e.timestamp),
+                properties: &e.properties,
+                precise_total_amount_cents: e.precise_total_amount_cents.map(|d| d.to_string()),
+                ingested_us,
+                // Highest version survives a merge: the earliest ingested copy.
+                version: u64::MAX - ingested_us.max(0) as u64,
+            })
+            .await
+            .map_err(ch_error)?;
+        }
+        raw.end().await.map_err(ch_error)?;
+        let mut enriched = self.client.insert::<EnrichedRow<'_>>("events_enriched").await.map_err(ch_error)?;
+        for &i in &new {
+            let (e, x) = (&events[i], &enrichments[i]);
+            enriched
+                .write(&EnrichedRow {
+                    organization_id: e.organization_id.to_string(),
+                    external_subscription_id: &e.external_subscription_id,
+                    code: &e.code,
+                    timestamp_us: micros(e.timestamp),
+                    transaction_id: &e.transaction_id,
+                    properties: &e.properties,
+                    precise_total_amount_cents: e.precise_total_amount_cents.map(|d| d.to_string()),
+                    ingested_us: micros(e.ingested_at),
+                    value: x.value.and_then(scaled),
+                    group_key: &x.group_key,
+                })
+                .await
+                .map_err(ch_error)?;
+        }
+        enriched.end().await.map_err(ch_error)?;
+        Ok(new.len() as u64)
+    }
+
+    /// The identities among `events[indices]` that `events_enriched` already holds.
+    async fn stored_identities(
+        &self,
+        events: &[Event],
+        indices: &[usize],
+    ) -> Result<HashSet<(Uuid, String, String)>, StoreError> {
+        let mut found = HashSet::new();
+        for chunk in indices.chunks(CHECK_CHUNK) {
+            let mut orgs: Vec<String> = chunk.iter().map(|&i| events[i].organization_id.to_string()).collect();
+            let mut subs: Vec<&str> = chunk.iter().map(|&i| events[i].external_subscription_id.as_str()).collect();
+            let mut txs: Vec<&str> = chunk.iter().map(|&i| events[i].transaction_id.as_str()).collect();
+            for v in [&mut subs, &mut txs] {
+                v.sort_unstable();
+                v.dedup();
+            }
+            orgs.sort_unstable();
+            orgs.dedup();
+            // The three IN lists narrow by the sort key prefix; exact identities are matched below.
+            let rows: Vec<IdentityRow> = self
+                .client
+                .query(
+                    "SELECT DISTINCT organization_id, external_subscription_id, transaction_id FROM events_enriched
+                     WHERE organization_id IN (SELECT arrayJoin(?))
+                       AND external_subscription_id IN (SELECT arrayJoin(?))
+                       AND transaction_id IN (SELECT arrayJoin(?))",
+                )
+                .bind(orgs)
+                .bind(subs)
+                .bind(txs)
+                .fetch_all()
+                .await
+                .map_err(ch_error)?;
+            for r in rows {
+                if let Ok(org) = Uuid::parse_str(&r.organization_id) {
+                    found.insert((org, r.external_subscription_id, r.transaction_id));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn fetch_events(&self, query: clickhouse::query::Query) -> Result<Vec<Event>, StoreError> {
+        let rows: Vec<EventRow> = query.fetch_all().await.map_err(ch_error)?;
+        rows.into_iter().map(Event::try_from).collect()
+    }
+
+    async fn scan_rows(&self, f: &ScanFilter) -> Result<Vec<Event>, StoreError> {
+        let mut sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events_enriched
+             WHERE organization_id = ? AND timestamp_us >= ? AND timestamp_us < ?"
+        );
+        if !f.external_subscription_ids.is_empty() {
+            sql.push_str(" AND external_subscription_id IN (SELECT arrayJoin(?))");
+        }
+        if !f.codes.is_empty() {
+            sql.push_str(" AND code IN (SELECT arrayJoin(?))");
+        }
+        sql.push_str(" ORDER BY ingested_us LIMIT 1 BY organization_id, external_subscription_id, transaction_id");
+        let mut q = self.client.query(&sql).bind(f.organization_id.to_string()).bind(micros(f.from)).bind(micros(f.to));
+        if !f.external_subscription_ids.is_empty() {
+            q = q.bind(&f.external_subscription_ids);
+        }
+        if !f.codes.is_empty() {
+            q = q.bind(&f.codes);
+        }
+        self.fetch_events(q).await
+    }
+
+    async fn find_row(&self, org: Uuid, transaction_id: &str) -> Result<Option<Event>, StoreError> {
+        let q = self
+            .client
+            .query(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events_raw WHERE organization_id = ? AND transaction_id = ?
+                 ORDER BY ingested_us, external_subscription_id LIMIT 1"
+            ))
+            .bind(org.to_string())
+            .bind(transaction_id);
+        Ok(self.fetch_events(q).await?.into_iter().next())
+    }
+
+    async fn list_rows(&self, q: &EventQuery) -> Result<(Vec<Event>, i64), StoreError> {
+        let mut conditions = String::from("organization_id = ?");
+        if q.external_subscription_id.is_some() {
+            conditions.push_str(" AND external_subscription_id = ?");
+        }
+        if q.code.is_some() {
+            conditions.push_str(" AND code = ?");
+        }
+        if q.timestamp_from.is_some() {
+            conditions.push_str(" AND timestamp_us >= ?");
+        }
+        if q.timestamp_to.is_some() {
+            conditions.push_str(" AND timestamp_us <= ?");
+        }
+        let deduped = format!(
+            "(SELECT {EVENT_COLUMNS} FROM events_raw WHERE {conditions}
+              ORDER BY ingested_us LIMIT 1 BY organization_id, external_subscription_id, transaction_id)"
+        );
+        let bind = |mut query: clickhouse::query::Query| {
+            query = query.bind(q.organization_id.to_string());
+            if let Some(s) = &q.external_subscription_id {
+                query = query.bind(s);
+            }
+            if let Some(c) = &q.code {
+                query = query.bind(c);
+            }
+            if let Some(t) = q.timestamp_from {
+                query = query.bind(micros(t));
+            }
+            if let Some(t) = q.timestamp_to {
+                query = query.bind(micros(t));
+            }
+            query
+        };
+        // The same count as the page's subquery (distinct identities among the matching rows), without reading and
+        // sorting every column.
+        let total: u64 = bind(self.client.query(&format!(
+            "SELECT uniqExact(organization_id, external_subscription_id, transaction_id) FROM events_raw
+             WHERE {conditions}"
+        )))
+        .fetch_one()
+        .await
+        .map_err(ch_error)?;
+        let page = bind(self.client.query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM {deduped} ORDER BY timestamp_us DESC, transaction_id ASC LIMIT ?, ?"
+        )))
+        .bind(q.offset.max(0))
+        .bind(q.limit.max(0));
+        Ok((self.fetch_events(page).await?, total as i64))
+    }
+}
+
+impl EventStore for ClickHouseStore {
+    fn write<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<u64, StoreError>> {
+        async move {
+            let plain = vec![Enrichment::default(); events.len()];
+            self.write_enriched(events, &plain).await
+        }
+        .boxed()
+    }
+
+    fn scan<'a>(&'a self, filter: &'a ScanFilter) -> BoxFuture<'a, Result<Vec<Event>, StoreError>> {
+        self.scan_rows(filter).boxed()
+    }
+
+    fn find<'a>(
+        &'a self,
+        organization_id: Uuid,
+        transaction_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Event>, StoreError>> {
+        self.find_row(organization_id, transaction_id).boxed()
+    }
+
+    fn list<'a>(&'a self, query: &'a EventQuery) -> BoxFuture<'a, Result<(Vec<Event>, i64), StoreError>> {
+        self.list_rows(query).boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_travel_scaled_by_a_billion() {
+        assert_eq!(scaled("1.5".parse().unwrap()), Some(1_500_000_000));
+        assert_eq!(scaled("-0.000000001".parse().unwrap()), Some(-1));
+        assert_eq!(scaled("0.0000000004".parse().unwrap()), Some(0));
+        assert_eq!(scaled("123456789012345678.123456789".parse().unwrap()), Some(123_456_789_012_345_678_123_456_789));
+    }
+}

@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# Scale mode of load-tests/run.sh (`load-tests/run.sh scale`): starts tansu (SQLite) and ClickHouse in a temp folder,
+# `billstream all` in scale mode (API + sink in one process, managed PostgreSQL for the catalog), everything on this
+# machine, and prints:
+# - batch ingest: acked events/s (k6, BATCH events per request, one subscription per request, so one record each);
+# - event-to-queryable latency: a probe sends one event at a time during the batch run and polls ClickHouse (by
+#   primary key) until it is there; p50/p99 of acknowledged -> visible;
+# - the reference of the same run: the broker's own rate for the same records (same size, same keys, idempotent,
+#   acks=all, same linger) produced by librdkafka alone (confluent-kafka from PyPI), and the ratio.
+# Called by run.sh with its settings (DURATION, BATCH_VUS, BATCH) and helpers already set up.
+set -euo pipefail
+
+setup_scale
+"$VENV/bin/python" -c 'import confluent_kafka' 2>/dev/null || "$VENV/bin/pip" install -q confluent-kafka
+PY="$VENV/bin/python"
+cargo build --release --bin billstream
+BIN="$CARGO_TARGET_DIR/release/billstream"
+TANSU="$(command -v tansu || echo "${CARGO_HOME:-$HOME/.cargo}/bin/tansu")"
+
+WORK="$(mktemp -d /tmp/billstream-load-scale.XXXXXX)"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PORT="$(free_port)"; BROKER_PORT="$(free_port)"; CH_PORT="$(free_port)"; CH_TCP="$(free_port)"; CH_INTER="$(free_port)"
+KEY="load-test-key-$(date +%s)"
+CH="$WORK/clickhouse"
+mkdir -p "$WORK/tansu" "$CH"/{data,tmp,user_files,format_schemas,log}
+cat >"$CH/config.xml" <<XML
+<?xml version="1.0"?>
+<yandex>
+    <logger><level>warning</level><log>$CH/log/server.log</log><errorlog>$CH/log/error.log</errorlog></logger>
+    <listen_host>127.0.0.1</listen_host><http_port>$CH_PORT</http_port><tcp_port>$CH_TCP</tcp_port>
+    <interserver_http_port>$CH_INTER</interserver_http_port>
+    <path>$CH/data/</path><tmp_path>$CH/tmp/</tmp_path><user_files_path>$CH/user_files/</user_files_path>
+    <format_schema_path>$CH/format_schemas/</format_schema_path><users_config>$CH/users.xml</users_config>
+    <default_profile>default</default_profile><default_database>default</default_database><timezone>UTC</timezone>
+    <mark_cache_size>268435456</mark_cache_size>
+</yandex>
+XML
+cat >"$CH/users.xml" <<'XML'
+<?xml version="1.0"?>
+<yandex><profiles><default></default></profiles>
+<users><default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+<quotas><default></default></quotas></yandex>
+XML
+clickhouse-server --config-file="$CH/config.xml" >"$CH/log/stdout.log" 2>&1 &
+CH_PID=$!
+(cd "$WORK/tansu" && exec "$TANSU" broker --listener-url "tcp://127.0.0.1:$BROKER_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$BROKER_PORT" --storage-engine sqlite://tansu.db) >"$WORK/tansu/broker.log" 2>&1 &
+BROKER_PID=$!
+SERVER=""
+cleanup() {
+    [ -n "$SERVER" ] && { kill -INT "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; }
+    kill -TERM "$BROKER_PID" "$CH_PID" 2>/dev/null || true
+    wait "$BROKER_PID" "$CH_PID" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$CH_PORT/ping" >/dev/null && break; sleep 0.1; done
+
+BILLSTREAM_MODE=scale LAGO_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" BILLSTREAM_CLICKHOUSE_URL="http://127.0.0.1:$CH_PORT" \
+    "$BIN" --data-dir "$WORK/data" --listen "127.0.0.1:$PORT" --api-key "$KEY" --log warn \
+    --events-batch-limit 10000 >"$WORK/server.out" 2>"$WORK/server.err" &
+SERVER=$!
+for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
+curl -sf "http://127.0.0.1:$PORT/health" >/dev/null || { cat "$WORK/server.err"; exit 1; }
+curl -sf -X POST "http://127.0.0.1:$PORT/api/v1/billable_metrics" -H "Authorization: Bearer $KEY" \
+    -H 'Content-Type: application/json' \
+    -d '{"billable_metric": {"name": "API calls", "code": "api_calls", "aggregation_type": "sum_agg", "field_name": "gb"}}' \
+    >/dev/null
+
+k6run() { # name, then env assignments
+    local name="$1"; shift
+    env BASE_URL="http://127.0.0.1:$PORT" API_KEY="$KEY" RUN="$name-$$" "$@" \
+        "$K6" run --quiet --summary-export="$WORK/$name.json" load-tests/ingest.js >"$WORK/$name.log" 2>&1 \
+        || { echo "k6 $name failed:"; tail -20 "$WORK/$name.log"; }
+}
+summary() { # name, events per request -> "reqs/s events/s p50 p99 failed"
+    python3 - "$WORK/$1.json" "$2" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))["metrics"]
+per = int(sys.argv[2])
+rate = m["http_reqs"]["rate"]
+d = m["http_req_duration"]
+failed = m.get("http_req_failed", {}).get("value", 0.0)
+print(f'{rate:.0f} {rate*per*(1-failed):.0f} {d["med"]:.2f} {d["p(99)"]:.2f} {failed*100:.2f}')
+PY
+}
+
+# The probe: one event at a time on its own subscription; acknowledged -> found in ClickHouse by primary key.
+cat >"$WORK/probe.py" <<'PY'
+import json, sys, time, urllib.request, urllib.parse
+port, key, ch, seconds, out = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
+org = urllib.request.urlopen(f"{ch}/?query=" + urllib.parse.quote(
+    "SELECT organization_id FROM billstream.events_raw LIMIT 1")).read().decode().strip()
+lat, end, n = [], time.time() + seconds, 0
+while time.time() < end:
+    n += 1
+    tx = f"probe-{time.time_ns()}-{n}"
+    body = json.dumps({"event": {"transaction_id": tx, "external_subscription_id": "probe", "code": "api_calls",
+                                 "properties": {"gb": "1"}}}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/events", body, method="POST",
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+    try:
+        urllib.request.urlopen(req, timeout=30).read()
+    except Exception:
+        continue
+    acked = time.time()
+    q = urllib.parse.quote(f"SELECT count() FROM billstream.events_raw WHERE organization_id = '{org}' "
+                           f"AND external_subscription_id = 'probe' AND transaction_id = '{tx}'")
+    while urllib.request.urlopen(f"{ch}/?query={q}").read().strip() != b"1":
+        if time.time() - acked > 30:
+            break
+        time.sleep(0.005)
+    lat.append(time.time() - acked)
+    time.sleep(0.05)
+lat.sort()
+pick = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
+open(out, "w").write(f"{len(lat)} {pick(0.5):.0f} {pick(0.99):.0f} {lat[-1]*1000 if lat else float('nan'):.0f}")
+PY
+
+# The reference: the same records (BATCH events of one subscription, same JSON layout and size, 500 keys) produced
+# by librdkafka alone with Billstream's producer settings, into a topic of its own.
+cat >"$WORK/reference.py" <<'PY'
+import json, sys, time, uuid
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+bootstrap, seconds, batch = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+AdminClient({"bootstrap.servers": bootstrap}).create_topics([NewTopic("load.reference", 3, 1)])
+time.sleep(1)
+org = uuid.UUID(int=42)
+props = json.dumps({"gb": "12.5", "region": "eu-west-1", "operation": "write"}, separators=(",", ":"))
+now = int(time.time() * 1e6)
+def record(i):
+    return json.dumps({"o": str(org), "s": f"sub_{i % 500}", "e": [
+        {"t": f"ref-{i}-{j}-xxxxxxxxxx", "c": "api_calls", "ts": now, "p": props, "i": now} for j in range(batch)]},
+        separators=(",", ":")).encode()
+payloads = [record(i) for i in range(500)]
+keys = [org.bytes + f"sub_{i}".encode() for i in range(500)]
+p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 2,
+              "batch.num.messages": 10000, "batch.size": 4000000, "compression.type": "none",
+              "queue.buffering.max.messages": 1000000, "message.max.bytes": 10000000})
+acked = [0]
+def done(err, msg):
+    if err is None:
+        acked[0] += 1
+start, i = time.time(), 0
+while time.time() - start < seconds:
+    try:
+        p.produce("load.reference", payloads[i % 500], key=keys[i % 500], on_delivery=done)
+        i += 1
+    except BufferError:
+        p.poll(0.01)
+    if i % 100 == 0:
+        p.poll(0)
+p.flush(120)
+elapsed = time.time() - start
+print(f"{acked[0] / elapsed:.0f} {acked[0] * batch / elapsed:.0f} {len(payloads[0])}")
+PY
+
+echo "warming up..."
+k6run warmup ENDPOINT=batch VUS=4 DURATION=5s BATCH="$BATCH"
+SECS="${DURATION%s}"
+echo "batch ingest: $BATCH_VUS clients, $BATCH events per request, $DURATION, with the latency probe"
+"$PY" "$WORK/probe.py" "$PORT" "$KEY" "http://127.0.0.1:$CH_PORT" "$SECS" "$WORK/probe.out" &
+PROBE=$!
+k6run batch ENDPOINT=batch VUS="$BATCH_VUS" DURATION="$DURATION" BATCH="$BATCH"
+wait "$PROBE" || true
+read -r B_REQS B_EVENTS B_P50 B_P99 B_FAIL <<<"$(summary batch "$BATCH")"
+read -r P_N P_P50 P_P99 P_MAX <<<"$(cat "$WORK/probe.out" 2>/dev/null || echo "0 nan nan nan")"
+echo "event-to-queryable latency alone (no other load), $DURATION"
+"$PY" "$WORK/probe.py" "$PORT" "$KEY" "http://127.0.0.1:$CH_PORT" "$SECS" "$WORK/probe-idle.out"
+read -r I_N I_P50 I_P99 I_MAX <<<"$(cat "$WORK/probe-idle.out")"
+echo "reference: librdkafka alone producing the same records, $DURATION"
+read -r R_RECORDS R_EVENTS R_BYTES <<<"$("$PY" "$WORK/reference.py" "127.0.0.1:$BROKER_PORT" "$SECS" "$BATCH")"
+STORED="$(curl -s "http://127.0.0.1:$CH_PORT/" --data-binary "SELECT count() FROM billstream.events_enriched")"
+SINK="$(curl -s "http://127.0.0.1:$PORT/metrics" | python3 -c '
+import sys
+v = {}
+for line in sys.stdin:
+    if line.startswith(("billstream_sink_batch_rows_", "billstream_sink_flush_duration_seconds_")) and "{" not in line:
+        name, value = line.split()
+        v[name] = float(value)
+n = v.get("billstream_sink_batch_rows_count", 0)
+rows = v.get("billstream_sink_batch_rows_sum", 0)
+secs = v.get("billstream_sink_flush_duration_seconds_sum", 0)
+if n:
+    print(f"{n:.0f} sink flushes, {rows / n:.0f} events and {secs / n * 1000:.0f} ms per flush on average")
+')"
+CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+cat <<EOF
+
+Billstream ingest load test (scale mode), $(date -u +%Y-%m-%dT%H:%MZ)
+machine: $(nproc) cores ($CPU), $(free -g | awk '/Mem:/{print $2}') GiB; billstream (API + sink), tansu (SQLite),
+ClickHouse 18.16, PostgreSQL and the clients all on the same machine
+
+| measure | value |
+|---|---|
+| batch: acked events/s ($BATCH per request, $BATCH_VUS clients) | $B_EVENTS |
+| batch: requests/s, p50 / p99 ms, failed % | $B_REQS, $B_P50 / $B_P99, $B_FAIL |
+| event acked -> visible in ClickHouse, under the batch load: p50 / p99 / max ms ($P_N probes) | $P_P50 / $P_P99 / $P_MAX |
+| event acked -> visible in ClickHouse, no other load: p50 / p99 / max ms ($I_N probes) | $I_P50 / $I_P99 / $I_MAX |
+| reference: librdkafka alone, same records ($R_BYTES bytes, $BATCH events each): records/s, events/s | $R_RECORDS, $R_EVENTS |
+| batch ingest / reference | $(python3 -c "print(f'{$B_EVENTS / max($R_EVENTS, 1) * 100:.0f}%')") |
+| events in events_enriched | $STORED |
+
+$SINK
+EOF

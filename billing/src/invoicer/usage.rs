@@ -241,18 +241,24 @@ pub async fn charge_fees(
     // Subscriptions of one plan with one window share their jobs. An external id appears once per group: two
     // subscriptions with the same external id (an upgrade) go to different groups, since events are keyed by it.
     type GroupKey = (Uuid, Uuid, DateTime<Utc>, DateTime<Utc>, u32);
-    let mut groups: BTreeMap<GroupKey, Vec<Vec<usize>>> = BTreeMap::new();
+    // Each slot keeps the set of its external ids, so placing a subscription costs one lookup per slot.
+    type Slot<'s> = (Vec<usize>, std::collections::HashSet<&'s str>);
+    let mut groups: BTreeMap<GroupKey, Vec<Slot>> = BTreeMap::new();
     for (i, (ctx, w)) in ctxs.iter().zip(windows).enumerate() {
         let key = (ctx.sub.organization_id, ctx.plan.row.id, w.from, w.to, w.duration_days);
         let slots = groups.entry(key).or_default();
-        match slots.iter_mut().find(|s| s.iter().all(|&j| ctxs[j].sub.external_id != ctx.sub.external_id)) {
-            Some(slot) => slot.push(i),
-            None => slots.push(vec![i]),
+        let external_id = ctx.sub.external_id.as_str();
+        match slots.iter_mut().find(|(_, ids)| !ids.contains(external_id)) {
+            Some((members, ids)) => {
+                members.push(i);
+                ids.insert(external_id);
+            }
+            None => slots.push((vec![i], std::collections::HashSet::from([external_id]))),
         }
     }
     let mut out: HashMap<Uuid, Vec<FeeDraft>> = ctxs.iter().map(|c| (c.sub.id, Vec::new())).collect();
     for slots in groups.into_values() {
-        for members in slots {
+        for (members, _) in slots {
             let first = ctxs[members[0]];
             let window = windows[members[0]];
             let subscriptions: Vec<String> = members.iter().map(|&i| ctxs[i].sub.external_id.clone()).collect();

@@ -20,6 +20,56 @@ use crate::domain::charge_models::Usage;
 use crate::store::subscriptions;
 use crate::{Error, Result};
 
+/// The fee of one event on a charge paid in advance: `delta` units for `amount` (in the currency's units), in the
+/// event's filter bucket and pricing group. Estimates and billed events build it the same way.
+#[allow(clippy::too_many_arguments)]
+fn event_fee(
+    ctx: &Context,
+    charge: &crate::store::plans::Charge,
+    metric: &crate::store::billable_metrics::Metric,
+    job: &JobSpec,
+    bucket: Option<usize>,
+    group: &[Option<String>],
+    amount: Decimal,
+    delta: Decimal,
+    window: aggregate::semantics::Window,
+) -> FeeDraft {
+    let unit = if delta.is_zero() { Decimal::ZERO } else { amount / delta };
+    let filter = bucket.and_then(|i| charge.filters.get(i));
+    FeeDraft {
+        fee_type: "charge",
+        charge_id: Some(charge.id),
+        charge_filter_id: filter.map(|f| f.id),
+        item_id: metric.id,
+        item_type: "BillableMetric",
+        item_code: charge.billable_metric_code.clone(),
+        item_name: metric.attrs.name.clone().unwrap_or_default(),
+        item_description: metric.attrs.description.clone(),
+        item_invoice_display_name: charge.attrs.invoice_display_name.clone(),
+        item_filter_invoice_display_name: filter.and_then(|f| f.attrs.invoice_display_name.clone()),
+        filters: filter.map(|f| serde_json::to_value(&f.attrs.values).unwrap_or(Value::Null)),
+        grouped_by: job
+            .grouped_by
+            .iter()
+            .zip(group)
+            .map(|(k, v)| (k.clone(), v.clone().map(Value::String).unwrap_or(Value::Null)))
+            .collect(),
+        amount_cents: ctx.currency.to_cents(amount),
+        precise_amount_cents: ctx.currency.to_precise_cents(amount),
+        units: delta,
+        events_count: Some(1),
+        unit_amount_cents: ctx.currency.to_unit_cents(unit),
+        precise_unit_amount: unit,
+        invoiceable: charge.attrs.invoiceable,
+        from: Some(window.from),
+        to: Some(window.to),
+        taxes: ctx.taxes_for(&charge.taxes),
+        billable_metric: Some(metric.id),
+        charge_model: Some(charge.attrs.charge_model.clone()),
+        aggregation_type: metric.attrs.aggregation_type.clone(),
+    }
+}
+
 /// The event whose fees are estimated.
 #[derive(Debug, Clone)]
 pub struct EstimateEvent {
@@ -106,40 +156,7 @@ pub async fn estimate(
             model.price(&u).map(|p| p.amount).map_err(|e| Error::Internal(format!("charge {}: {e}", charge.id)))
         };
         let amount = price(before + delta)? - price(before)?;
-        let unit = if delta.is_zero() { Decimal::ZERO } else { amount / delta };
-        let filter = bucket.and_then(|i| charge.filters.get(i));
-        fees.push(FeeDraft {
-            fee_type: "charge",
-            charge_id: Some(charge.id),
-            charge_filter_id: filter.map(|f| f.id),
-            item_id: metric.id,
-            item_type: "BillableMetric",
-            item_code: metric.attrs.code.clone().unwrap_or_default(),
-            item_name: metric.attrs.name.clone().unwrap_or_default(),
-            item_description: metric.attrs.description.clone(),
-            item_invoice_display_name: charge.attrs.invoice_display_name.clone(),
-            item_filter_invoice_display_name: filter.and_then(|f| f.attrs.invoice_display_name.clone()),
-            filters: filter.map(|f| serde_json::to_value(&f.attrs.values).unwrap_or(Value::Null)),
-            grouped_by: job
-                .grouped_by
-                .iter()
-                .zip(&group)
-                .map(|(k, v)| (k.clone(), v.clone().map(Value::String).unwrap_or(Value::Null)))
-                .collect(),
-            amount_cents: ctx.currency.to_cents(amount),
-            precise_amount_cents: ctx.currency.to_precise_cents(amount),
-            units: delta,
-            events_count: Some(1),
-            unit_amount_cents: ctx.currency.to_unit_cents(unit),
-            precise_unit_amount: unit,
-            invoiceable: charge.attrs.invoiceable,
-            from: Some(window.from),
-            to: Some(window.to),
-            taxes: ctx.taxes_for(&charge.taxes),
-            billable_metric: Some(metric.id),
-            charge_model: Some(charge.attrs.charge_model.clone()),
-            aggregation_type: metric.attrs.aggregation_type.clone(),
-        });
+        fees.push(event_fee(&ctx, charge, &metric, &job, bucket, &group, amount, delta, window));
     }
     Ok((ctx.currency, fees))
 }
@@ -293,40 +310,7 @@ async fn bill_subscription_events(
                 model.price(&u).map(|p| p.amount).map_err(|err| Error::Internal(format!("charge {}: {err}", charge.id)))
             };
             let amount = (price(before + delta)? - price(before)?).max(Decimal::ZERO);
-            let unit = if delta.is_zero() { Decimal::ZERO } else { amount / delta };
-            let chosen = bucket.and_then(|i| charge.filters.get(i));
-            let fee = FeeDraft {
-                fee_type: "charge",
-                charge_id: Some(charge.id),
-                charge_filter_id: chosen.map(|f| f.id),
-                item_id: metric.id,
-                item_type: "BillableMetric",
-                item_code: charge.billable_metric_code.clone(),
-                item_name: metric.attrs.name.clone().unwrap_or_default(),
-                item_description: metric.attrs.description.clone(),
-                item_invoice_display_name: charge.attrs.invoice_display_name.clone(),
-                item_filter_invoice_display_name: chosen.and_then(|f| f.attrs.invoice_display_name.clone()),
-                filters: chosen.map(|f| serde_json::to_value(&f.attrs.values).unwrap_or(Value::Null)),
-                grouped_by: job
-                    .grouped_by
-                    .iter()
-                    .zip(&group)
-                    .map(|(k, v)| (k.clone(), v.clone().map(Value::String).unwrap_or(Value::Null)))
-                    .collect(),
-                amount_cents: ctx.currency.to_cents(amount),
-                precise_amount_cents: ctx.currency.to_precise_cents(amount),
-                units: delta,
-                events_count: Some(1),
-                unit_amount_cents: ctx.currency.to_unit_cents(unit),
-                precise_unit_amount: unit,
-                invoiceable: true,
-                from: Some(window.from),
-                to: Some(window.to),
-                taxes: ctx.taxes_for(&charge.taxes),
-                billable_metric: Some(metric.id),
-                charge_model: Some(charge.attrs.charge_model.clone()),
-                aggregation_type: metric.attrs.aggregation_type.clone(),
-            };
+            let fee = event_fee(ctx, charge, metric, &job, bucket, &group, amount, delta, window);
             match per_event.iter_mut().find(|(tx, _, _)| *tx == e.transaction_id) {
                 Some((_, _, fees)) => fees.push(fee),
                 None => per_event.push((e.transaction_id.clone(), e.timestamp, vec![fee])),

@@ -1,16 +1,16 @@
-//! Invoices end to end through HTTP on real PostgreSQL: a catalog with several charge models, a customer in New York,
-//! usage events (some just outside the billed month), a coupon and a tax; the billing clock bills the month that
-//! ended and every fee, tax, coupon and total is checked against numbers worked out by hand. Then current usage,
-//! a second clock run that bills nothing, termination (the last period at once), finalize/void, and the clock on
-//! calendar and anniversary subscriptions crossing their boundaries.
+//! Invoices end to end through HTTP on real servers, the main flows in both event-store modes (Postgres alone, and
+//! the broker, the sink and ClickHouse): a catalog with several charge models, a customer in New York, usage events
+//! (some just outside the billed month), a coupon and a tax; the billing clock bills the month that ended and every
+//! fee, tax, coupon and total is checked against numbers worked out by hand. Then current usage, a second clock run
+//! that bills nothing, termination (the last period at once), finalize/void, and the clock on calendar and
+//! anniversary subscriptions crossing their boundaries.
 
-use aggregate::postgres::PgEventStore;
-use billing::clock::tick;
+use billing::clock::{Tick, tick};
 use billing::domain::periods::{local_date, local_midnight};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde_json::{Value, json};
 
-use crate::support::TestApp;
+use crate::support::{Mode, TestApp, in_both_modes};
 
 fn ny() -> chrono_tz::Tz {
     "America/New_York".parse().unwrap()
@@ -68,6 +68,18 @@ fn event(tx: &str, code: &str, at: DateTime<Utc>, properties: Value) -> Value {
            "timestamp": format!("{}.{:06}", at.timestamp(), at.timestamp_subsec_micros()), "properties": properties})
 }
 
+/// One run of the billing clock at `at`, after the sink has caught up in scale mode.
+async fn bill(app: &TestApp, at: DateTime<Utc>) -> Tick {
+    app.settle().await;
+    tick(&app.pool, &*app.store, at).await.expect("billing clock")
+}
+
+in_both_modes!(
+    the_clock_bills_the_month_that_ended_to_the_cent_then_termination_bills_the_rest,
+    estimate_fees_prices_one_more_event_on_a_charge_paid_in_advance,
+    a_draft_is_computed_again_on_refresh_and_on_finalize_with_late_events,
+);
+
 fn fee<'a>(invoice: &'a Value, code: &str, filter: Option<&str>) -> &'a Value {
     invoice["fees"]
         .as_array()
@@ -77,9 +89,8 @@ fn fee<'a>(invoice: &'a Value, code: &str, filter: Option<&str>) -> &'a Value {
         .unwrap_or_else(|| panic!("no fee {code} {filter:?} in {invoice}"))
 }
 
-#[tokio::test]
-async fn the_clock_bills_the_month_that_ended_to_the_cent_then_termination_bills_the_rest() {
-    let app = TestApp::new().await;
+async fn the_clock_bills_the_month_that_ended_to_the_cent_then_termination_bills_the_rest(mode: Mode) {
+    let app = TestApp::in_mode(mode).await;
     catalog(&app).await;
     let tz = ny();
     let now = Utc::now();
@@ -137,10 +148,9 @@ async fn the_clock_bills_the_month_that_ended_to_the_cent_then_termination_bills
     // A retried event (same transaction id) changes nothing.
     app.post("/api/v1/events", &json!({"event": event("c0", "api_calls", day(0, 12), json!({}))})).await.expect(200);
 
-    let store = PgEventStore::new(app.pool.clone());
-    let first = tick(&app.pool, &store, now).await.unwrap();
+    let first = bill(&app, now).await;
     assert_eq!((first.invoices, first.failed), (1, 0));
-    let again = tick(&app.pool, &store, now).await.unwrap();
+    let again = bill(&app, now).await;
     assert_eq!(again.invoices, 0, "a second run of the clock bills nothing new");
 
     let list = app.get("/api/v1/invoices?external_customer_id=acme").await.expect(200);
@@ -267,7 +277,7 @@ async fn the_clock_bills_the_month_that_ended_to_the_cent_then_termination_bills
     assert_eq!(last["total_amount_cents"], fees_total + (fees_total * 2 + 5) / 10);
     assert!(last["number"].as_str().unwrap().ends_with("-001-002"));
     // The clock does not bill the terminated subscription again.
-    assert_eq!(tick(&app.pool, &store, Utc::now()).await.unwrap().invoices, 0);
+    assert_eq!(bill(&app, Utc::now()).await.invoices, 0);
 
     // Void a finalized invoice; voiding it again is refused; an unknown invoice is 404.
     let v = app.post(&format!("/api/v1/invoices/{id}/void"), &json!({})).await.expect(200);
@@ -306,11 +316,10 @@ async fn the_clock_bills_each_boundary_once_on_calendar_and_anniversary_billing(
         .await
         .expect(200);
     }
-    let store = PgEventStore::new(app.pool.clone());
     let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
     // Feb 1: the calendar subscription bills Jan 10-31 (22 of 31 days); the anniversary one has no boundary yet.
-    assert_eq!(tick(&app.pool, &store, at("2025-02-01T00:00:05Z")).await.unwrap().invoices, 1);
-    assert_eq!(tick(&app.pool, &store, at("2025-02-01T06:00:00Z")).await.unwrap().invoices, 0);
+    assert_eq!(bill(&app, at("2025-02-01T00:00:05Z")).await.invoices, 1);
+    assert_eq!(bill(&app, at("2025-02-01T06:00:00Z")).await.invoices, 0);
     let cal = app.get("/api/v1/invoices?external_customer_id=c-cal").await.expect(200);
     assert_eq!(cal.body["meta"]["total_count"], 1);
     let inv = &cal.body["invoices"][0];
@@ -319,16 +328,16 @@ async fn the_clock_bills_each_boundary_once_on_calendar_and_anniversary_billing(
     assert_eq!(inv["issuing_date"], "2025-02-03");
     // The clock finalizes (and numbers) a draft once its grace period is over: on Feb 3, not before.
     let cal_id = inv["lago_id"].as_str().unwrap().to_owned();
-    tick(&app.pool, &store, at("2025-02-02T23:00:00Z")).await.unwrap();
+    bill(&app, at("2025-02-02T23:00:00Z")).await;
     assert_eq!(app.get(&format!("/api/v1/invoices/{cal_id}")).await.ok().body["invoice"]["status"], "draft");
-    tick(&app.pool, &store, at("2025-02-03T00:00:01Z")).await.unwrap();
+    bill(&app, at("2025-02-03T00:00:01Z")).await;
     let done = app.get(&format!("/api/v1/invoices/{cal_id}")).await.ok();
     assert_eq!(done.body["invoice"]["status"], "finalized");
     assert!(done.body["invoice"]["number"].as_str().unwrap().ends_with("-001"));
 
     // Feb 10: the anniversary subscription bills Jan 10 - Feb 9 whole; the calendar one was billed already.
-    assert_eq!(tick(&app.pool, &store, at("2025-02-10T00:00:01Z")).await.unwrap().invoices, 1);
-    assert_eq!(tick(&app.pool, &store, at("2025-02-10T00:00:01Z")).await.unwrap().invoices, 0);
+    assert_eq!(bill(&app, at("2025-02-10T00:00:01Z")).await.invoices, 1);
+    assert_eq!(bill(&app, at("2025-02-10T00:00:01Z")).await.invoices, 0);
     let ann = app.get("/api/v1/invoices?external_customer_id=c-ann").await.expect(200);
     assert_eq!(ann.body["meta"]["total_count"], 1);
     assert_eq!(ann.body["invoices"][0]["fees_amount_cents"], 3100);
@@ -340,7 +349,7 @@ async fn the_clock_bills_each_boundary_once_on_calendar_and_anniversary_billing(
     assert!(f.body["invoice"]["number"].as_str().unwrap().ends_with("-001"));
     // Concurrent clocks bill a boundary once.
     let t = at("2025-03-01T00:00:01Z");
-    let (a, b) = tokio::join!(tick(&app.pool, &store, t), tick(&app.pool, &store, t));
+    let (a, b) = tokio::join!(tick(&app.pool, &*app.store, t), tick(&app.pool, &*app.store, t));
     assert_eq!(a.unwrap().invoices + b.unwrap().invoices, 1);
 }
 
@@ -375,9 +384,8 @@ async fn a_once_coupon_is_used_once_across_a_customers_subscriptions_billed_in_o
     )
     .await
     .ok();
-    let store = PgEventStore::new(app.pool.clone());
     let at = "2025-02-01T00:00:01Z".parse::<DateTime<Utc>>().unwrap();
-    assert_eq!(tick(&app.pool, &store, at).await.unwrap().invoices, 2);
+    assert_eq!(bill(&app, at).await.invoices, 2);
     let list = app.get("/api/v1/invoices?external_customer_id=acme").await.expect(200);
     let mut coupons: Vec<i64> =
         list.body["invoices"].as_array().unwrap().iter().map(|i| i["coupons_amount_cents"].as_i64().unwrap()).collect();
@@ -431,8 +439,7 @@ async fn a_plan_paid_in_advance_bills_its_first_period_at_once_then_charges_in_a
     assert_eq!(inv["fees"].as_array().unwrap().len(), 1);
     assert_eq!(inv["fees_amount_cents"], expected);
     // The clock does not bill the start again.
-    let store = PgEventStore::new(app.pool.clone());
-    assert_eq!(tick(&app.pool, &store, now).await.unwrap().invoices, 0);
+    assert_eq!(bill(&app, now).await.invoices, 0);
     // Usage this month, then the boundary: next month's fee in advance, this month's charges in arrears.
     app.post(
         "/api/v1/events",
@@ -441,7 +448,7 @@ async fn a_plan_paid_in_advance_bills_its_first_period_at_once_then_charges_in_a
     .await
     .expect(200);
     let next_month = local_midnight(chrono_tz::Tz::UTC, first_of_month(month_start + Duration::days(32)));
-    assert_eq!(tick(&app.pool, &store, next_month + Duration::seconds(1)).await.unwrap().invoices, 1);
+    assert_eq!(bill(&app, next_month + Duration::seconds(1)).await.invoices, 1);
     let list = app.get("/api/v1/invoices?external_customer_id=acme").await.expect(200);
     let periodic = &list.body["invoices"][0];
     assert_eq!(periodic["billing_periods"][0]["invoicing_reason"], "subscription_periodic");
@@ -479,9 +486,8 @@ async fn charge_minimums_and_the_plan_commitment_are_trued_up() {
     let call = json!({"event": {"transaction_id": "t1", "external_subscription_id": "s", "code": "calls",
                                 "timestamp": "1736942400"}}); // 2025-01-15
     app.post("/api/v1/events", &call).await.expect(200);
-    let store = PgEventStore::new(app.pool.clone());
     let at = "2025-02-01T00:00:01Z".parse::<DateTime<Utc>>().unwrap();
-    assert_eq!(tick(&app.pool, &store, at).await.unwrap().invoices, 1);
+    assert_eq!(bill(&app, at).await.invoices, 1);
     let list = app.get("/api/v1/invoices?external_customer_id=acme").await.expect(200);
     let inv = &list.body["invoices"][0];
     // Fee 10.00; one call 1.00, trued up to the charge's 3.00 minimum (2.00); 13.00 trued up to the 50.00
@@ -499,9 +505,8 @@ async fn charge_minimums_and_the_plan_commitment_are_trued_up() {
     assert_eq!(inv["fees_amount_cents"], 5000);
 }
 
-#[tokio::test]
-async fn estimate_fees_prices_one_more_event_on_a_charge_paid_in_advance() {
-    let app = TestApp::new().await;
+async fn estimate_fees_prices_one_more_event_on_a_charge_paid_in_advance(mode: Mode) {
+    let app = TestApp::in_mode(mode).await;
     app.post("/api/v1/taxes", &json!({"tax": {"name": "VAT", "code": "vat", "rate": "20"}})).await.ok();
     for m in [
         json!({"name": "Credits", "code": "credits", "aggregation_type": "sum_agg", "field_name": "amount"}),
@@ -568,8 +573,7 @@ async fn estimate_fees_prices_one_more_event_on_a_charge_paid_in_advance() {
 
     // The clock bills each event of the charge paid in advance on its own invoice: the first (8 credits) 8.00,
     // then the one the estimate priced, 3.50, as estimated.
-    let store = PgEventStore::new(app.pool.clone());
-    assert_eq!(tick(&app.pool, &store, Utc::now()).await.unwrap().invoices, 1);
+    assert_eq!(bill(&app, Utc::now()).await.invoices, 1);
     app.post(
         "/api/v1/events",
         &json!({"event": {"transaction_id": "t2", "external_subscription_id": "s", "code": "credits",
@@ -577,8 +581,8 @@ async fn estimate_fees_prices_one_more_event_on_a_charge_paid_in_advance() {
     )
     .await
     .expect(200);
-    assert_eq!(tick(&app.pool, &store, Utc::now()).await.unwrap().invoices, 1);
-    assert_eq!(tick(&app.pool, &store, Utc::now()).await.unwrap().invoices, 0, "each event is billed once");
+    assert_eq!(bill(&app, Utc::now()).await.invoices, 1);
+    assert_eq!(bill(&app, Utc::now()).await.invoices, 0, "each event is billed once");
     let list = app.get("/api/v1/invoices?external_customer_id=acme").await.expect(200);
     let amounts: Vec<(i64, i64)> = list.body["invoices"]
         .as_array()
@@ -593,9 +597,8 @@ async fn estimate_fees_prices_one_more_event_on_a_charge_paid_in_advance() {
     assert_eq!(last["status"], "finalized");
 }
 
-#[tokio::test]
-async fn a_draft_is_computed_again_on_refresh_and_on_finalize_with_late_events() {
-    let app = TestApp::new().await;
+async fn a_draft_is_computed_again_on_refresh_and_on_finalize_with_late_events(mode: Mode) {
+    let app = TestApp::in_mode(mode).await;
     app.put("/api/v1/organizations", &json!({"organization": {"billing_configuration": {"invoice_grace_period": 3}}}))
         .await
         .ok();
@@ -622,8 +625,7 @@ async fn a_draft_is_computed_again_on_refresh_and_on_finalize_with_late_events()
     .expect(200);
     let call = |tx: &str, ts: &str| json!({"event": {"transaction_id": tx, "external_subscription_id": "s", "code": "calls", "timestamp": ts}});
     app.post("/api/v1/events", &call("t1", "1736942400")).await.expect(200); // Jan 15
-    let store = PgEventStore::new(app.pool.clone());
-    tick(&app.pool, &store, "2025-02-01T00:00:01Z".parse().unwrap()).await.unwrap();
+    bill(&app, "2025-02-01T00:00:01Z".parse().unwrap()).await;
     let list = app.get("/api/v1/invoices").await.ok();
     let id = list.body["invoices"][0]["lago_id"].as_str().unwrap().to_owned();
     assert_eq!(list.body["invoices"][0]["fees_amount_cents"], 1100);

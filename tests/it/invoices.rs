@@ -650,3 +650,82 @@ async fn a_draft_is_computed_again_on_refresh_and_on_finalize_with_late_events(m
     app.put(&format!("/api/v1/invoices/{id}/finalize"), &json!({})).await.expect(404);
     assert_eq!(app.get("/api/v1/invoices").await.ok().body["meta"]["total_count"], 1);
 }
+
+#[tokio::test]
+async fn prorated_charges_bill_each_unit_for_the_days_it_was_there() {
+    let app = TestApp::new().await;
+    let mut ids = Vec::new();
+    for (code, agg, field) in
+        [("gb", "sum_agg", "gb"), ("users", "unique_count_agg", "user"), ("seats", "sum_agg", "n")]
+    {
+        let r = app
+            .post(
+                "/api/v1/billable_metrics",
+                &json!({"billable_metric": {"name": code, "code": code, "aggregation_type": agg, "field_name": field,
+                                        "recurring": true}}),
+            )
+            .await
+            .expect(200);
+        ids.push(r.body["billable_metric"]["lago_id"].as_str().unwrap().to_owned());
+    }
+    app.post(
+        "/api/v1/plans",
+        &json!({"plan": {"name": "Pro", "code": "pro", "interval": "monthly", "amount_cents": 0,
+            "amount_currency": "EUR", "charges": [
+                {"billable_metric_id": ids[0], "charge_model": "standard", "prorated": true,
+                 "properties": {"amount": "3"}},
+                {"billable_metric_id": ids[1], "charge_model": "graduated", "prorated": true,
+                 "properties": {"graduated_ranges": [
+                    {"from_value": 0, "to_value": 1, "per_unit_amount": "10", "flat_amount": "0"},
+                    {"from_value": 2, "to_value": null, "per_unit_amount": "4", "flat_amount": "0"}]}},
+                {"billable_metric_id": ids[2], "charge_model": "standard", "prorated": true, "pay_in_advance": true,
+                 "invoiceable": true, "properties": {"amount": "31"}}]}}),
+    )
+    .await
+    .expect(200);
+    app.post(
+        "/api/v1/subscriptions",
+        &json!({"subscription": {"external_customer_id": "c", "plan_code": "pro", "external_id": "sub-1",
+                                 "billing_time": "calendar", "subscription_at": "2025-01-01T00:00:00Z"}}),
+    )
+    .await
+    .expect(200);
+    let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+    let events = [
+        event("g1", "gb", at("2025-01-10T12:00:00Z"), json!({"gb": 31})),
+        event("g2", "gb", at("2025-02-15T08:00:00Z"), json!({"gb": 28})),
+        event("u1", "users", at("2025-01-01T09:00:00Z"), json!({"user": "a"})),
+        event("u2", "users", at("2025-02-08T09:00:00Z"), json!({"user": "b"})),
+        event("u3", "users", at("2025-02-21T17:00:00Z"), json!({"user": "a", "operation_type": "remove"})),
+    ];
+    app.post("/api/v1/events/batch", &json!({"events": events})).await.expect(200);
+
+    // A seat paid in advance on 22 January is billed at once for the 10 days left of 31: 0.32259 units at 31.00.
+    let seat = event("s1", "seats", at("2025-01-22T00:00:00Z"), json!({"n": 1}));
+    app.post("/api/v1/events", &json!({ "event": seat })).await.expect(200);
+    bill(&app, at("2025-01-22T01:00:00Z")).await;
+    let list = app.get("/api/v1/invoices?external_customer_id=c").await.expect(200);
+    let seat_invoice = &list.body["invoices"][0];
+    assert_eq!(seat_invoice["invoice_type"], "subscription");
+    assert_eq!(seat_invoice["fees"][0]["units"], "0.32259");
+    assert_eq!(seat_invoice["fees_amount_cents"], 1000);
+
+    let fees_of = |inv: &Value, code: &str| {
+        let f = fee(inv, code, None);
+        (f["units"].as_str().unwrap().to_owned(), f["amount_cents"].as_i64().unwrap())
+    };
+    // January: 31 GB for 22 of 31 days = 22 units at 3.00; user a all month: 1 unit in the first tier at 10.00.
+    assert_eq!(bill(&app, at("2025-02-01T00:00:05Z")).await.invoices, 1);
+    let list = app.get("/api/v1/invoices?external_customer_id=c").await.expect(200);
+    let jan = &list.body["invoices"][0];
+    assert_eq!(fees_of(jan, "gb"), ("22".to_owned(), 6600));
+    assert_eq!(fees_of(jan, "users"), ("1".to_owned(), 1000));
+    // February (28 days): the 31 GB carried all month plus 28 GB for 14 days = 45 units (135.00); user a until
+    // its removal on the 21st (21/28) in the first tier (7.50), user b from the 8th (21/28) in the second (3.00).
+    assert_eq!(bill(&app, at("2025-03-01T00:00:05Z")).await.invoices, 1);
+    let list = app.get("/api/v1/invoices?external_customer_id=c").await.expect(200);
+    let feb = &list.body["invoices"][0];
+    assert_eq!(fees_of(feb, "gb"), ("45".to_owned(), 13500));
+    assert_eq!(fees_of(feb, "users"), ("1.5".to_owned(), 1050));
+    assert_eq!(feb["fees_amount_cents"], 14550);
+}

@@ -298,7 +298,8 @@ fn charges_window(b: &Boundaries) -> Window {
     Window { from: b.charges.0, to: b.charges.1, duration_days: b.charges_period_days }
 }
 
-/// For each due invoice, whether its period is still unbilled (a starting invoice: whether none exists).
+/// For each due invoice, whether its period is still unbilled (a starting invoice: whether none exists). Invoices
+/// of charges paid in advance bill events, not the period: they do not count.
 async fn unbilled(conn: &mut PgConnection, due: &[(Context, Reason, Boundaries)]) -> Result<Vec<bool>> {
     let subs: Vec<Uuid> = due.iter().map(|d| d.0.sub.id).collect();
     let starts: Vec<DateTime<Utc>> = due.iter().map(|d| d.2.charges.0).collect();
@@ -307,7 +308,7 @@ async fn unbilled(conn: &mut PgConnection, due: &[(Context, Reason, Boundaries)]
         "SELECT d.n FROM unnest($1::uuid[], $2::timestamptz[], $3::bool[]) WITH ORDINALITY AS d(id, start, starting, n)
          WHERE EXISTS (SELECT 1 FROM invoice_subscriptions i WHERE i.subscription_id = d.id
                        AND CASE WHEN d.starting THEN i.invoicing_reason = 'subscription_starting'
-                                ELSE i.invoicing_reason <> 'subscription_starting'
+                                ELSE i.invoicing_reason IN ('subscription_periodic', 'subscription_terminating')
                                      AND i.charges_from_datetime = d.start END)",
     )
     .bind(&subs)

@@ -322,12 +322,12 @@ pub(super) async fn render(conn: &mut sqlx::PgConnection, org: Uuid, i: &Invoice
                 lago_id: c.id,
                 amount_cents: c.amount_cents,
                 amount_currency: c.amount_currency.clone(),
-                before_taxes: true,
+                before_taxes: c.before_taxes,
                 item: CreditItem {
-                    lago_item_id: c.applied_coupon_id,
-                    kind: "coupon".into(),
-                    code: c.coupon_code.clone(),
-                    name: c.coupon_name.clone(),
+                    lago_item_id: c.item_id,
+                    kind: c.item_type.clone(),
+                    code: c.item_code.clone(),
+                    name: c.item_name.clone(),
                 },
                 invoice: CreditInvoice { lago_id: r.id, payment_status: r.payment_status.clone() },
             })

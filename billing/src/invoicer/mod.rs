@@ -6,6 +6,7 @@
 //!
 //! The same computation, stored nowhere, serves the current usage of a subscription.
 
+pub mod credit_notes;
 pub mod in_advance;
 pub mod preview;
 pub mod refresh;
@@ -501,6 +502,12 @@ pub async fn bill_changes(
             _ => continue,
         };
         drop(conn);
+        if reason == Reason::Terminating {
+            // The unused part of a period paid in advance comes back first, so the final invoice can use it.
+            if let Err(e) = credit_notes::issue_for_termination(pool, org, id).await {
+                tracing::warn!(subscription_id = %id, error = %e, "credit note deferred to the billing clock");
+            }
+        }
         if let Err(e) = issue(pool, events, org, id, reason, at).await {
             tracing::warn!(subscription_id = %id, error = %e, "invoice deferred to the billing clock");
         }

@@ -186,9 +186,11 @@ pub async fn preview(
                     .unwrap_or_default();
                 CreditRow {
                     id: Uuid::new_v4(),
-                    applied_coupon_id: c.coupon,
-                    coupon_code: code,
-                    coupon_name: name,
+                    item_id: c.coupon,
+                    item_type: "coupon".into(),
+                    item_code: code,
+                    item_name: name,
+                    before_taxes: true,
                     amount_cents: c.amount_cents,
                     amount_currency: first.currency.code.into(),
                 }

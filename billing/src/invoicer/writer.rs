@@ -22,6 +22,7 @@ use uuid::Uuid;
 use super::usage::FeeDraft;
 use super::{Context, store_taxes};
 use crate::Result;
+use crate::domain::credit_note;
 use crate::domain::invoice_totals::{self, AppliedCoupon, CouponLimit, CouponValue, Frequency};
 use crate::domain::invoicing::{self, Boundaries, DraftFee, Numbering, Reason};
 
@@ -73,6 +74,8 @@ pub async fn write_in(tx: &mut PgConnection, batch: Vec<Pending<'_>>, ids: Vec<U
     let customers: Vec<Uuid> =
         chosen.iter().map(|(_, p)| p.ctx.customer.id).collect::<BTreeSet<_>>().into_iter().collect();
     let mut coupons = active_coupons(&mut *tx, &customers).await?;
+    let mut notes = available_credit_notes(&mut *tx, &customers).await?;
+    let mut note_uses: HashMap<Uuid, i64> = HashMap::new();
     let mut numbers = Numbers::load(&mut *tx, &orgs, &customers).await?;
     let mut rows = Rows::default();
     let mut coupon_updates: HashMap<Uuid, (Option<u32>, bool)> = HashMap::new();
@@ -115,7 +118,28 @@ pub async fn write_in(tx: &mut PgConnection, batch: Vec<Pending<'_>>, ids: Vec<U
             let (seq, org_seq, numbering) = numbers.next(ctx);
             ("finalized", Some(seq), Some(org_seq), invoicing::invoice_number(prefix, numbering))
         };
-        let t = computed.totals;
+        let mut t = computed.totals;
+        let mut note_credits = Vec::new();
+        if status == "finalized" {
+            // Available credit notes pay what is left after taxes, oldest first (Lago leaves drafts alone).
+            let mine: Vec<&mut AvailableNote> = notes
+                .entry(ctx.customer.id)
+                .or_default()
+                .iter_mut()
+                .filter(|n| n.currency == ctx.currency.code && n.balance > 0)
+                .collect();
+            let balances: Vec<i64> = mine.iter().map(|n| n.balance).collect();
+            let takes = credit_note::consume(&balances, t.total_amount_cents);
+            for (note, take) in mine.into_iter().zip(takes) {
+                if take > 0 {
+                    note.balance -= take;
+                    *note_uses.entry(note.id).or_default() += take;
+                    note_credits.push((note.id, take));
+                }
+            }
+            let used: i64 = note_credits.iter().map(|(_, c)| c).sum();
+            t = invoice_totals::totals(t.fees_amount_cents, t.coupons_amount_cents, t.taxes_amount_cents, used, 0);
+        }
         rows.invoices.push(InvoiceRow {
             id,
             org: ctx.sub.organization_id,
@@ -134,6 +158,7 @@ pub async fn write_in(tx: &mut PgConnection, batch: Vec<Pending<'_>>, ids: Vec<U
                 t.sub_total_excluding_taxes_amount_cents,
                 t.taxes_amount_cents,
                 t.sub_total_including_taxes_amount_cents,
+                t.credit_notes_amount_cents,
                 t.total_amount_cents,
             ],
         });
@@ -174,14 +199,30 @@ pub async fn write_in(tx: &mut PgConnection, batch: Vec<Pending<'_>>, ids: Vec<U
                 id,
                 ctx.sub.organization_id,
                 position,
-                credit.coupon,
+                Credited::Coupon(credit.coupon),
                 credit.amount_cents,
                 ctx.currency.code,
             ));
         }
+        for (position, (note, cents)) in note_credits.into_iter().enumerate() {
+            let position = computed.credits.len() + position;
+            rows.credits.push((id, ctx.sub.organization_id, position, Credited::Note(note), cents, ctx.currency.code));
+        }
         written.invoices.push((ctx.sub.id, id));
     }
     rows.insert(&mut *tx).await?;
+    for (note, used) in note_uses {
+        sqlx::query(
+            "UPDATE credit_notes SET balance_amount_cents = balance_amount_cents - $2,
+                 credit_status = CASE WHEN balance_amount_cents - $2 = 0 THEN 'consumed' ELSE credit_status END,
+                 updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(note)
+        .bind(used)
+        .execute(&mut *tx)
+        .await?;
+    }
     for (coupon, (remaining, terminated)) in coupon_updates {
         sqlx::query(
             "UPDATE applied_coupons SET
@@ -360,8 +401,8 @@ struct InvoiceRow {
     issuing: chrono::NaiveDate,
     due: chrono::NaiveDate,
     net_term: i32,
-    /// fees, coupons, sub total excluding taxes, taxes, sub total including taxes, total.
-    totals: [i64; 6],
+    /// fees, coupons, sub total excluding taxes, taxes, sub total including taxes, credit notes, total.
+    totals: [i64; 7],
 }
 
 struct FeeRow {
@@ -387,7 +428,41 @@ struct Rows {
     fees: Vec<FeeRow>,
     fee_taxes: Vec<(Uuid, Uuid, crate::store::taxes::Tax, i64)>,
     invoice_taxes: Vec<TaxLine>,
-    credits: Vec<(Uuid, Uuid, usize, Uuid, i64, &'static str)>,
+    credits: Vec<(Uuid, Uuid, usize, Credited, i64, &'static str)>,
+}
+
+/// What gave an invoice a credit.
+#[derive(Clone, Copy)]
+enum Credited {
+    Coupon(Uuid),
+    Note(Uuid),
+}
+
+/// A credit note with a balance left.
+struct AvailableNote {
+    id: Uuid,
+    currency: String,
+    balance: i64,
+}
+
+/// The customers' credit notes with a balance, oldest first, locked until the batch commits.
+async fn available_credit_notes(
+    conn: &mut PgConnection,
+    customers: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<AvailableNote>>> {
+    let rows: Vec<(Uuid, Uuid, String, i64)> = sqlx::query_as(
+        "SELECT customer_id, id, currency, balance_amount_cents FROM credit_notes
+         WHERE customer_id = ANY($1) AND balance_amount_cents > 0 AND voided_at IS NULL
+         ORDER BY created_at, id FOR UPDATE",
+    )
+    .bind(customers)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out: HashMap<Uuid, Vec<AvailableNote>> = HashMap::new();
+    for (customer, id, currency, balance) in rows {
+        out.entry(customer).or_default().push(AvailableNote { id, currency, balance });
+    }
+    Ok(out)
 }
 
 fn position(p: usize) -> i32 {
@@ -397,12 +472,13 @@ fn position(p: usize) -> i32 {
 impl Rows {
     /// Multi-row inserts, chunked under Postgres' limit of bound values.
     async fn insert(&self, conn: &mut PgConnection) -> Result<()> {
-        for chunk in self.invoices.chunks(MAX_BINDS / 18) {
+        for chunk in self.invoices.chunks(MAX_BINDS / 19) {
             let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
                 "INSERT INTO invoices (id, organization_id, customer_id, sequential_id, organization_sequential_id,
                      number, invoice_type, status, currency, issuing_date, payment_due_date, net_payment_term,
                      fees_amount_cents, coupons_amount_cents, sub_total_excluding_taxes_amount_cents,
-                     taxes_amount_cents, sub_total_including_taxes_amount_cents, total_amount_cents, finalized_at) ",
+                     taxes_amount_cents, sub_total_including_taxes_amount_cents, credit_notes_amount_cents,
+                     total_amount_cents, finalized_at) ",
             );
             q.push_values(chunk, |mut b, r| {
                 b.push_bind(r.id)
@@ -508,16 +584,21 @@ impl Rows {
             });
             q.build().execute(&mut *conn).await?;
         }
-        for chunk in self.credits.chunks(MAX_BINDS / 7) {
+        for chunk in self.credits.chunks(MAX_BINDS / 8) {
             let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
-                "INSERT INTO invoice_credits (id, invoice_id, organization_id, applied_coupon_id, amount_cents,
-                     amount_currency, position) ",
+                "INSERT INTO invoice_credits (id, invoice_id, organization_id, applied_coupon_id, credit_note_id,
+                     amount_cents, amount_currency, position) ",
             );
-            q.push_values(chunk, |mut b, (invoice, org, pos, coupon, cents, currency)| {
+            q.push_values(chunk, |mut b, (invoice, org, pos, by, cents, currency)| {
+                let (coupon, note) = match by {
+                    Credited::Coupon(c) => (Some(*c), None),
+                    Credited::Note(n) => (None, Some(*n)),
+                };
                 b.push_bind(Uuid::new_v4())
                     .push_bind(*invoice)
                     .push_bind(*org)
-                    .push_bind(*coupon)
+                    .push_bind(coupon)
+                    .push_bind(note)
                     .push_bind(*cents)
                     .push_bind(*currency)
                     .push_bind(position(*pos));

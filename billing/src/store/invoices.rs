@@ -110,9 +110,15 @@ pub struct InvoiceTaxRow {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CreditRow {
     pub id: Uuid,
-    pub applied_coupon_id: Uuid,
-    pub coupon_code: String,
-    pub coupon_name: String,
+    /// The applied coupon or the credit note that gave the credit.
+    pub item_id: Uuid,
+    /// `coupon` or `credit_note`.
+    pub item_type: String,
+    /// A coupon's code and name; a credit note's number and its invoice's number.
+    pub item_code: String,
+    pub item_name: String,
+    /// Coupons apply before taxes, credit notes after.
+    pub before_taxes: bool,
     pub amount_cents: i64,
     pub amount_currency: String,
 }
@@ -269,10 +275,15 @@ async fn complete(conn: &mut PgConnection, org: Uuid, rows: Vec<InvoiceRow>) -> 
         credit: CreditRow,
     }
     let credits: Vec<Credit> = sqlx::query_as(
-        "SELECT ic.invoice_id, ic.id, ic.applied_coupon_id, c.code AS coupon_code, c.name AS coupon_name,
-                ic.amount_cents, ic.amount_currency
-         FROM invoice_credits ic JOIN applied_coupons a ON a.id = ic.applied_coupon_id
-         JOIN coupons c ON c.id = a.coupon_id
+        "SELECT ic.invoice_id, ic.id, coalesce(ic.applied_coupon_id, ic.credit_note_id) AS item_id,
+                CASE WHEN ic.applied_coupon_id IS NULL THEN 'credit_note' ELSE 'coupon' END AS item_type,
+                coalesce(c.code, cn.number) AS item_code, coalesce(c.name, ci.number) AS item_name,
+                ic.applied_coupon_id IS NOT NULL AS before_taxes, ic.amount_cents, ic.amount_currency
+         FROM invoice_credits ic
+         LEFT JOIN applied_coupons a ON a.id = ic.applied_coupon_id
+         LEFT JOIN coupons c ON c.id = a.coupon_id
+         LEFT JOIN credit_notes cn ON cn.id = ic.credit_note_id
+         LEFT JOIN invoices ci ON ci.id = cn.invoice_id
          WHERE ic.organization_id = $1 AND ic.invoice_id = ANY($2) ORDER BY ic.position",
     )
     .bind(org)

@@ -22,7 +22,6 @@ use uuid::Uuid;
 use super::usage::FeeDraft;
 use super::{Context, store_taxes};
 use crate::Result;
-use crate::domain::credit_note;
 use crate::domain::invoice_totals::{self, AppliedCoupon, CouponLimit, CouponValue, Frequency};
 use crate::domain::invoicing::{self, Boundaries, DraftFee, Numbering, Reason};
 
@@ -74,8 +73,8 @@ pub async fn write_in(tx: &mut PgConnection, batch: Vec<Pending<'_>>, ids: Vec<U
     let customers: Vec<Uuid> =
         chosen.iter().map(|(_, p)| p.ctx.customer.id).collect::<BTreeSet<_>>().into_iter().collect();
     let mut coupons = active_coupons(&mut *tx, &customers).await?;
-    let mut notes = available_credit_notes(&mut *tx, &customers).await?;
-    let mut note_uses: HashMap<Uuid, i64> = HashMap::new();
+    let customers_with_notes = crate::store::credit_notes::customers_with_balance(&mut *tx, &customers).await?;
+    let mut finalized_with_notes = Vec::new();
     let mut numbers = Numbers::load(&mut *tx, &orgs, &customers).await?;
     let mut rows = Rows::default();
     let mut coupon_updates: HashMap<Uuid, (Option<u32>, bool)> = HashMap::new();
@@ -118,27 +117,9 @@ pub async fn write_in(tx: &mut PgConnection, batch: Vec<Pending<'_>>, ids: Vec<U
             let (seq, org_seq, numbering) = numbers.next(ctx);
             ("finalized", Some(seq), Some(org_seq), invoicing::invoice_number(prefix, numbering))
         };
-        let mut t = computed.totals;
-        let mut note_credits = Vec::new();
-        if status == "finalized" {
-            // Available credit notes pay what is left after taxes, oldest first (Lago leaves drafts alone).
-            let mine: Vec<&mut AvailableNote> = notes
-                .entry(ctx.customer.id)
-                .or_default()
-                .iter_mut()
-                .filter(|n| n.currency == ctx.currency.code && n.balance > 0)
-                .collect();
-            let balances: Vec<i64> = mine.iter().map(|n| n.balance).collect();
-            let takes = credit_note::consume(&balances, t.total_amount_cents);
-            for (note, take) in mine.into_iter().zip(takes) {
-                if take > 0 {
-                    note.balance -= take;
-                    *note_uses.entry(note.id).or_default() += take;
-                    note_credits.push((note.id, take));
-                }
-            }
-            let used: i64 = note_credits.iter().map(|(_, c)| c).sum();
-            t = invoice_totals::totals(t.fees_amount_cents, t.coupons_amount_cents, t.taxes_amount_cents, used, 0);
+        let t = computed.totals;
+        if status == "finalized" && customers_with_notes.contains(&ctx.customer.id) {
+            finalized_with_notes.push(id);
         }
         rows.invoices.push(InvoiceRow {
             id,
@@ -199,29 +180,17 @@ pub async fn write_in(tx: &mut PgConnection, batch: Vec<Pending<'_>>, ids: Vec<U
                 id,
                 ctx.sub.organization_id,
                 position,
-                Credited::Coupon(credit.coupon),
+                credit.coupon,
                 credit.amount_cents,
                 ctx.currency.code,
             ));
         }
-        for (position, (note, cents)) in note_credits.into_iter().enumerate() {
-            let position = computed.credits.len() + position;
-            rows.credits.push((id, ctx.sub.organization_id, position, Credited::Note(note), cents, ctx.currency.code));
-        }
         written.invoices.push((ctx.sub.id, id));
     }
     rows.insert(&mut *tx).await?;
-    for (note, used) in note_uses {
-        sqlx::query(
-            "UPDATE credit_notes SET balance_amount_cents = balance_amount_cents - $2,
-                 credit_status = CASE WHEN balance_amount_cents - $2 = 0 THEN 'consumed' ELSE credit_status END,
-                 updated_at = now()
-             WHERE id = $1",
-        )
-        .bind(note)
-        .bind(used)
-        .execute(&mut *tx)
-        .await?;
+    // Available credit notes pay what is left after taxes (Lago leaves drafts alone until they are finalized).
+    for invoice in finalized_with_notes {
+        crate::store::credit_notes::apply(&mut *tx, invoice).await?;
     }
     for (coupon, (remaining, terminated)) in coupon_updates {
         sqlx::query(
@@ -428,41 +397,7 @@ struct Rows {
     fees: Vec<FeeRow>,
     fee_taxes: Vec<(Uuid, Uuid, crate::store::taxes::Tax, i64)>,
     invoice_taxes: Vec<TaxLine>,
-    credits: Vec<(Uuid, Uuid, usize, Credited, i64, &'static str)>,
-}
-
-/// What gave an invoice a credit.
-#[derive(Clone, Copy)]
-enum Credited {
-    Coupon(Uuid),
-    Note(Uuid),
-}
-
-/// A credit note with a balance left.
-struct AvailableNote {
-    id: Uuid,
-    currency: String,
-    balance: i64,
-}
-
-/// The customers' credit notes with a balance, oldest first, locked until the batch commits.
-async fn available_credit_notes(
-    conn: &mut PgConnection,
-    customers: &[Uuid],
-) -> Result<HashMap<Uuid, Vec<AvailableNote>>> {
-    let rows: Vec<(Uuid, Uuid, String, i64)> = sqlx::query_as(
-        "SELECT customer_id, id, currency, balance_amount_cents FROM credit_notes
-         WHERE customer_id = ANY($1) AND balance_amount_cents > 0 AND voided_at IS NULL
-         ORDER BY created_at, id FOR UPDATE",
-    )
-    .bind(customers)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut out: HashMap<Uuid, Vec<AvailableNote>> = HashMap::new();
-    for (customer, id, currency, balance) in rows {
-        out.entry(customer).or_default().push(AvailableNote { id, currency, balance });
-    }
-    Ok(out)
+    credits: Vec<(Uuid, Uuid, usize, Uuid, i64, &'static str)>,
 }
 
 fn position(p: usize) -> i32 {
@@ -584,21 +519,16 @@ impl Rows {
             });
             q.build().execute(&mut *conn).await?;
         }
-        for chunk in self.credits.chunks(MAX_BINDS / 8) {
+        for chunk in self.credits.chunks(MAX_BINDS / 7) {
             let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
-                "INSERT INTO invoice_credits (id, invoice_id, organization_id, applied_coupon_id, credit_note_id,
-                     amount_cents, amount_currency, position) ",
+                "INSERT INTO invoice_credits (id, invoice_id, organization_id, applied_coupon_id, amount_cents,
+                     amount_currency, position) ",
             );
-            q.push_values(chunk, |mut b, (invoice, org, pos, by, cents, currency)| {
-                let (coupon, note) = match by {
-                    Credited::Coupon(c) => (Some(*c), None),
-                    Credited::Note(n) => (None, Some(*n)),
-                };
+            q.push_values(chunk, |mut b, (invoice, org, pos, coupon, cents, currency)| {
                 b.push_bind(Uuid::new_v4())
                     .push_bind(*invoice)
                     .push_bind(*org)
-                    .push_bind(coupon)
-                    .push_bind(note)
+                    .push_bind(*coupon)
                     .push_bind(*cents)
                     .push_bind(*currency)
                     .push_bind(position(*pos));

@@ -1,5 +1,7 @@
 //! Credit notes as stored: the note, its items and its taxes.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
@@ -159,4 +161,91 @@ pub async fn list(
         None => 0,
     };
     Ok((complete(conn, rows.into_iter().map(|r| r.row).collect()).await?, total))
+}
+
+/// Which of `customers` have a credit note with a balance left.
+pub async fn customers_with_balance(conn: &mut PgConnection, customers: &[Uuid]) -> Result<HashSet<Uuid>> {
+    let rows: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT DISTINCT customer_id FROM credit_notes
+         WHERE customer_id = ANY($1) AND balance_amount_cents > 0 AND voided_at IS NULL",
+    )
+    .bind(customers)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Pays finalized `invoice` with its customer's available credit notes of its currency, oldest first, after taxes:
+/// one credit line per note used, the notes' balances lowered (a note at zero is `consumed`), the invoice's total
+/// lowered. Returns what the notes paid.
+pub async fn apply(conn: &mut PgConnection, invoice: Uuid) -> Result<i64> {
+    let row: Option<(Uuid, Uuid, String, i64, String)> = sqlx::query_as(
+        "SELECT organization_id, customer_id, currency, total_amount_cents, status FROM invoices WHERE id = $1 FOR UPDATE",
+    )
+    .bind(invoice)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((org, customer, currency, total, status)) = row else { return Ok(0) };
+    if status != "finalized" || total <= 0 {
+        return Ok(0);
+    }
+    let notes: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT id, balance_amount_cents FROM credit_notes
+         WHERE customer_id = $1 AND currency = $2 AND balance_amount_cents > 0 AND voided_at IS NULL
+           AND invoice_id <> $3
+         ORDER BY created_at, id FOR UPDATE",
+    )
+    .bind(customer)
+    .bind(&currency)
+    .bind(invoice)
+    .fetch_all(&mut *conn)
+    .await?;
+    let balances: Vec<i64> = notes.iter().map(|n| n.1).collect();
+    let takes = crate::domain::credit_note::consume(&balances, total);
+    let mut position: i32 =
+        sqlx::query_scalar("SELECT coalesce(max(position) + 1, 0) FROM invoice_credits WHERE invoice_id = $1")
+            .bind(invoice)
+            .fetch_one(&mut *conn)
+            .await?;
+    let mut used = 0;
+    for ((note, _), take) in notes.iter().zip(takes).filter(|(_, take)| *take > 0) {
+        sqlx::query(
+            "INSERT INTO invoice_credits (id, invoice_id, organization_id, credit_note_id, amount_cents, amount_currency,
+                 position)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(Uuid::new_v4())
+        .bind(invoice)
+        .bind(org)
+        .bind(note)
+        .bind(take)
+        .bind(&currency)
+        .bind(position)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "UPDATE credit_notes SET balance_amount_cents = balance_amount_cents - $2,
+                 credit_status = CASE WHEN balance_amount_cents - $2 = 0 THEN 'consumed' ELSE credit_status END,
+                 updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(note)
+        .bind(take)
+        .execute(&mut *conn)
+        .await?;
+        position += 1;
+        used += take;
+    }
+    if used > 0 {
+        sqlx::query(
+            "UPDATE invoices SET credit_notes_amount_cents = credit_notes_amount_cents + $2,
+                 total_amount_cents = total_amount_cents - $2, updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(invoice)
+        .bind(used)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(used)
 }

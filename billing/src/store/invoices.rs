@@ -193,8 +193,10 @@ pub async fn finalize(conn: &mut PgConnection, org: Uuid, invoice: Uuid) -> Resu
     .bind(next_customer)
     .bind(next_org)
     .bind(invoicing::invoice_number(&settings.settings.document_number_prefix, numbering))
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    // Credit notes pay invoices once they are final.
+    super::credit_notes::apply(conn, invoice).await?;
     Ok(())
 }
 

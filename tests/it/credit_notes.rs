@@ -101,6 +101,16 @@ async fn terminating_a_plan_paid_in_advance_credits_the_unused_days_and_the_next
     assert_eq!(credit["before_taxes"], false);
     let after = app.get(&format!("/api/v1/credit_notes/{id}")).await.expect(200);
     assert_eq!(after.body["credit_note"]["balance_amount_cents"], total - 1200);
+    // A page past the end still counts what matches.
+    let past = app.get("/api/v1/credit_notes?page=3&per_page=1").await.expect(200);
+    assert_eq!(
+        (past.body["credit_notes"].as_array().unwrap().len(), past.body["meta"]["total_count"].clone()),
+        (0, json!(1))
+    );
+    let past = app.get("/api/v1/invoices?external_customer_id=acme&page=9&per_page=1").await.expect(200);
+    assert_eq!(past.body["meta"]["total_count"], 3);
+    let filtered = app.get("/api/v1/credit_notes?credit_status=consumed").await.expect(200);
+    assert_eq!(filtered.body["meta"]["total_count"], 0);
     app.get("/api/v1/credit_notes/5f0c1e1a-0000-4000-8000-000000000000").await.expect(404);
     app.get("/api/v1/credit_notes/not-a-uuid").await.expect(404);
 }

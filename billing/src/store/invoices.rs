@@ -347,42 +347,45 @@ pub struct ListFilter {
 }
 
 pub async fn list(pool: &PgPool, org: Uuid, f: &ListFilter, limit: i64, offset: i64) -> Result<(Vec<Invoice>, i64)> {
+    #[derive(sqlx::FromRow)]
+    struct Counted {
+        #[sqlx(flatten)]
+        row: InvoiceRow,
+        total: i64,
+    }
     let mut conn = pool.acquire().await?;
-    let filter = "FROM invoices i WHERE i.organization_id = $1
-        AND ($2::text IS NULL OR i.customer_id IN
-             (SELECT id FROM customers WHERE organization_id = $1 AND external_id = $2))
-        AND ($3::text IS NULL OR i.status = $3)
-        AND ($4::text IS NULL OR i.payment_status = $4)
-        AND ($5::text IS NULL OR i.invoice_type = $5)
-        AND ($6::text IS NULL OR i.currency = $6)
-        AND ($7::date IS NULL OR i.issuing_date >= $7)
-        AND ($8::date IS NULL OR i.issuing_date <= $8)";
-    let count: i64 = sqlx::query_scalar(sql(format!("SELECT count(*) {filter}")))
+    let columns = COLUMNS.split(", ").map(|c| format!("i.{}", c.trim())).collect::<Vec<_>>().join(", ");
+    // The count rides along each row; a page past the end has none, so the first page's first row tells it.
+    let query = |limit: i64, offset: i64| {
+        sqlx::query_as::<_, Counted>(sql(format!(
+            "SELECT {columns}, count(*) OVER () AS total FROM invoices i WHERE i.organization_id = $1
+                AND ($2::text IS NULL OR i.customer_id IN
+                     (SELECT id FROM customers WHERE organization_id = $1 AND external_id = $2))
+                AND ($3::text IS NULL OR i.status = $3)
+                AND ($4::text IS NULL OR i.payment_status = $4)
+                AND ($5::text IS NULL OR i.invoice_type = $5)
+                AND ($6::text IS NULL OR i.currency = $6)
+                AND ($7::date IS NULL OR i.issuing_date >= $7)
+                AND ($8::date IS NULL OR i.issuing_date <= $8)
+             ORDER BY i.created_at DESC, i.id DESC LIMIT $9 OFFSET $10"
+        )))
         .bind(org)
-        .bind(&f.external_customer_id)
-        .bind(&f.status)
-        .bind(&f.payment_status)
-        .bind(&f.invoice_type)
-        .bind(&f.currency)
+        .bind(f.external_customer_id.clone())
+        .bind(f.status.clone())
+        .bind(f.payment_status.clone())
+        .bind(f.invoice_type.clone())
+        .bind(f.currency.clone())
         .bind(f.issuing_date_from)
         .bind(f.issuing_date_to)
-        .fetch_one(&mut *conn)
-        .await?;
-    let columns = COLUMNS.split(", ").map(|c| format!("i.{}", c.trim())).collect::<Vec<_>>().join(", ");
-    let rows: Vec<InvoiceRow> = sqlx::query_as(sql(format!(
-        "SELECT {columns} {filter} ORDER BY i.created_at DESC, i.id DESC LIMIT $9 OFFSET $10"
-    )))
-    .bind(org)
-    .bind(&f.external_customer_id)
-    .bind(&f.status)
-    .bind(&f.payment_status)
-    .bind(&f.invoice_type)
-    .bind(&f.currency)
-    .bind(f.issuing_date_from)
-    .bind(f.issuing_date_to)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&mut *conn)
-    .await?;
+        .bind(limit)
+        .bind(offset)
+    };
+    let rows: Vec<Counted> = query(limit, offset).fetch_all(&mut *conn).await?;
+    let count = match rows.first() {
+        Some(r) => r.total,
+        None if offset > 0 => query(1, 0).fetch_optional(&mut *conn).await?.map_or(0, |r| r.total),
+        None => 0,
+    };
+    let rows = rows.into_iter().map(|r| r.row).collect();
     Ok((complete(&mut conn, org, rows).await?, count))
 }

@@ -729,3 +729,43 @@ async fn prorated_charges_bill_each_unit_for_the_days_it_was_there() {
     assert_eq!(fees_of(feb, "users"), ("1.5".to_owned(), 1050));
     assert_eq!(feb["fees_amount_cents"], 14550);
 }
+
+#[tokio::test]
+async fn a_preview_with_a_plan_code_shows_the_first_invoice_of_a_new_subscription() {
+    let app = TestApp::new().await;
+    for (code, in_advance) in [("upfront", true), ("arrears", false)] {
+        app.post(
+            "/api/v1/plans",
+            &json!({"plan": {"name": code, "code": code, "interval": "monthly", "amount_cents": 3100,
+                             "amount_currency": "EUR", "pay_in_advance": in_advance}}),
+        )
+        .await
+        .expect(200);
+    }
+    app.post("/api/v1/customers", &json!({"customer": {"external_id": "p", "currency": "EUR"}})).await.expect(200);
+    let preview = |plan: &str, billing_time: &str| {
+        json!({"customer": {"external_id": "p"}, "plan_code": plan, "billing_time": billing_time,
+               "subscription_at": "2025-03-10T00:00:00Z"})
+    };
+    // Paid in advance on calendar billing: 10 to 31 March at once, 22 of 31 days.
+    let r = app.post("/api/v1/invoices/preview", &preview("upfront", "calendar")).await.expect(200);
+    let inv = &r.body["invoice"];
+    assert_eq!(inv["fees_amount_cents"], 2200);
+    assert_eq!(inv["billing_periods"][0]["invoicing_reason"], "subscription_starting");
+    // In arrears: the end of the first period; anniversary billing makes it a whole month.
+    let r = app.post("/api/v1/invoices/preview", &preview("arrears", "anniversary")).await.expect(200);
+    assert_eq!(r.body["invoice"]["fees_amount_cents"], 3100);
+    assert_eq!(r.body["invoice"]["billing_periods"][0]["charges_to_datetime"], "2025-04-09T23:59:59Z");
+    let r = app.post("/api/v1/invoices/preview", &preview("arrears", "calendar")).await.expect(200);
+    assert_eq!(r.body["invoice"]["fees_amount_cents"], 2200);
+    // Lago's errors; nothing was stored.
+    let r = app.post("/api/v1/invoices/preview", &preview("nope", "calendar")).await.expect(404);
+    assert_eq!(r.body["code"], "plan_not_found");
+    let r = app.post("/api/v1/invoices/preview", &preview("arrears", "weekly")).await.expect(422);
+    assert_eq!(r.body["error_details"]["billing_time"][0], "value_is_invalid");
+    assert_eq!(app.get("/api/v1/invoices").await.expect(200).body["meta"]["total_count"], 0);
+    assert_eq!(
+        app.get("/api/v1/subscriptions?external_customer_id=p").await.expect(200).body["meta"]["total_count"],
+        0
+    );
+}

@@ -728,6 +728,27 @@ async fn prorated_charges_bill_each_unit_for_the_days_it_was_there() {
     assert_eq!(fees_of(feb, "gb"), ("45".to_owned(), 13500));
     assert_eq!(fees_of(feb, "users"), ("1.5".to_owned(), 1050));
     assert_eq!(feb["fees_amount_cents"], 14550);
+
+    // Current usage shows the full units beside the prorated amount: 59 GB carried all month, 30 more from today
+    // for the days left (today included).
+    let now = Utc::now();
+    let (today, month_start) = (now.date_naive(), first_of_month(now.date_naive()));
+    let next_month = first_of_month(month_start + Duration::days(32));
+    let (days, left) = ((next_month - month_start).num_days(), (next_month - today).num_days());
+    let late = event("g3", "gb", now, json!({"gb": 30}));
+    app.post("/api/v1/events", &json!({ "event": late })).await.expect(200);
+    let u = app.get("/api/v1/customers/c/current_usage?external_subscription_id=sub-1").await.expect(200);
+    let gb = u.body["customer_usage"]["charges_usage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["billable_metric"]["code"] == "gb")
+        .unwrap()
+        .clone();
+    assert_eq!(gb["units"], "89");
+    // (59 + 30 × left / days) × 3.00, in cents, rounded half up.
+    let expected = (59 * days * 300 + 30 * left * 300 + days / 2) / days;
+    assert_eq!(gb["amount_cents"], expected);
 }
 
 #[tokio::test]

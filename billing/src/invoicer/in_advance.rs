@@ -59,6 +59,7 @@ fn event_fee(
         amount_cents: ctx.currency.to_cents(amount),
         precise_amount_cents: ctx.currency.to_precise_cents(amount),
         units: delta,
+        usage_units: None,
         events_count: Some(1),
         unit_amount_cents: ctx.currency.to_unit_cents(unit),
         precise_unit_amount: unit,

@@ -170,6 +170,7 @@ impl Context {
             amount_cents: cents,
             precise_amount_cents: precise,
             units: Decimal::ONE,
+            usage_units: None,
             events_count: None,
             unit_amount_cents: cents,
             precise_unit_amount: precise / self.currency.subunits(),

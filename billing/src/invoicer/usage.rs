@@ -42,6 +42,9 @@ pub struct FeeDraft {
     pub amount_cents: i64,
     pub precise_amount_cents: Decimal,
     pub units: Decimal,
+    /// The units current usage shows, where they differ from the billed ones: a prorated charge shows its full units
+    /// beside its prorated amount, as Lago does.
+    pub usage_units: Option<Decimal>,
     pub events_count: Option<i64>,
     pub unit_amount_cents: i64,
     pub precise_unit_amount: Decimal,
@@ -233,6 +236,7 @@ fn price(
             amount_cents: amount.amount_cents,
             precise_amount_cents: amount.precise_amount_cents,
             units: usage.units,
+            usage_units: usage.full_units,
             events_count: i64::try_from(t.total.count).ok(),
             unit_amount_cents: amount.unit_amount_cents,
             precise_unit_amount: amount.precise_unit_amount,

@@ -70,12 +70,32 @@ async fn worker(config: Config, pool: PgPool) -> anyhow::Result<()> {
         Mode::Embedded => Arc::new(aggregate::postgres::PgEventStore::new(pool.clone())),
         Mode::Scale => Arc::new(Scale::connect(&config.scale).await?.store),
     };
+    let probe = probe_server(&config).await?;
     tracing::info!(every_seconds = config.billing_tick_seconds, "billing clock started");
     tokio::select! {
         () = billing_clock(&config, pool, events) => {},
         () = shutdown_signal() => {},
     }
+    probe.abort();
     Ok(())
+}
+
+/// `/metrics` and `/health` on BILLSTREAM_LISTEN for the roles without the API (sink, worker), so Prometheus
+/// scrapes every stage and an orchestrator can probe them.
+async fn probe_server(config: &Config) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use axum::routing::get;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("BILLSTREAM_LISTEN: cannot listen on {}", config.listen))?;
+    let handle = crate::telemetry::prometheus();
+    let router = axum::Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/metrics", get(move || std::future::ready(handle.render())));
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::warn!(error = %e, "the metrics endpoint stopped");
+        }
+    }))
 }
 
 async fn billing_clock_owned(config: Config, pool: PgPool, events: Arc<dyn aggregate::EventStore>) {
@@ -133,11 +153,13 @@ async fn sink(config: Config, pool: PgPool) -> anyhow::Result<()> {
     billing::migrate(&pool).await?;
     let scale = Scale::connect(&config.scale).await?;
     let sink = scale.sink(pool)?;
+    let probe = probe_server(&config).await?;
     tracing::info!(topic = %scale.kafka.topic, group = %scale.sink_group, "sink is running");
     tokio::select! {
         () = sink.run() => {},
         () = shutdown_signal() => tracing::info!("sink shutting down"),
     }
+    probe.abort();
     Ok(())
 }
 

@@ -108,12 +108,22 @@ async fn finalize_drafts(pool: &PgPool, events: &dyn EventStore, now: DateTime<U
 /// Runs [`tick`] every `every` until the process stops.
 pub async fn run(pool: PgPool, events: Arc<dyn EventStore>, clock: Arc<dyn Clock>, every: Duration) {
     loop {
-        match tick(&pool, events.as_ref(), clock.now()).await {
-            Ok(t) if t.invoices > 0 || t.failed > 0 => {
-                tracing::info!(invoices = t.invoices, failed = t.failed, "billing clock tick");
+        let started = std::time::Instant::now();
+        let outcome = tick(&pool, events.as_ref(), clock.now()).await;
+        ::metrics::histogram!("billstream_billing_tick_duration_seconds").record(started.elapsed().as_secs_f64());
+        match outcome {
+            Ok(t) => {
+                ::metrics::counter!("billstream_billing_ticks_total", "outcome" => "ok").increment(1);
+                // Invoices of batches that failed to write are billed again on a later tick.
+                ::metrics::counter!("billstream_billing_invoices_failed_total").increment(t.failed as u64);
+                if t.invoices > 0 || t.failed > 0 {
+                    tracing::info!(invoices = t.invoices, failed = t.failed, "billing clock tick");
+                }
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "billing clock tick failed; retrying"),
+            Err(e) => {
+                ::metrics::counter!("billstream_billing_ticks_total", "outcome" => "error").increment(1);
+                tracing::warn!(error = %e, "billing clock tick failed; retrying");
+            }
         }
         tokio::time::sleep(every).await;
     }

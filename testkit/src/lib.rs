@@ -7,10 +7,12 @@
 pub mod clickhouse;
 pub mod postgres;
 mod process;
+pub mod prometheus;
 pub mod tansu;
 
 pub use clickhouse::ClickHouseServer;
 pub use process::find_binary;
+pub use prometheus::PrometheusServer;
 pub use tansu::Broker;
 
 use std::net::TcpListener;

@@ -14,6 +14,7 @@ mod event_store;
 mod events;
 mod faults;
 mod invoices;
+mod observability;
 mod one_off;
 mod openapi;
 mod organizations;

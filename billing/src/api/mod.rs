@@ -14,6 +14,10 @@ mod plans;
 mod preview;
 mod subscriptions;
 mod taxes;
+mod webhooks;
+
+pub use organizations::organization_object;
+pub(crate) use webhooks::render_object as render_webhook_object;
 
 use std::sync::Arc;
 
@@ -47,4 +51,5 @@ pub fn routes() -> Router<ApiState> {
         .merge(preview::routes())
         .merge(one_off_invoices::routes())
         .merge(past_usage::routes())
+        .merge(webhooks::routes())
 }

@@ -1,8 +1,9 @@
 //! `PUT /api/v1/organizations`: the organization's settings (timezone, default currency, webhook URL, invoice grace
-//! period, net payment term, document numbering and prefix, legal and address fields).
+//! period, net payment term, document numbering and prefix, legal and address fields). `GET` shows them, with the
+//! `hmac_key` that signs the organization's HMAC webhooks (Lago's REST API has no `GET`; its UI shows the key).
 
 use axum::extract::State;
-use axum::routing::put;
+use axum::routing::get;
 use axum::{Extension, Json, Router};
 use schemas::body::{JsonObject, take_root};
 use schemas::objects::organization::{OrganizationBillingConfiguration, OrganizationEnvelope, OrganizationObject};
@@ -16,7 +17,16 @@ use crate::store::organizations::{self as store, OrganizationSettings};
 use crate::store::taxes::Tax;
 
 pub fn routes() -> Router<ApiState> {
-    Router::new().route("/api/v1/organizations", put(update))
+    Router::new().route("/api/v1/organizations", get(show).put(update))
+}
+
+async fn show(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+) -> Result<Json<OrganizationEnvelope>, ApiError> {
+    let mut conn = state.pool.acquire().await.map_err(Error::from)?;
+    let saved = store::settings(&mut conn, org, false).await?;
+    Ok(Json(OrganizationEnvelope { organization: rendered(&mut conn, &saved).await? }))
 }
 
 async fn update(
@@ -30,19 +40,33 @@ async fn update(
     let next = domain::apply(&current.settings, &input)?;
     store::save_settings(&mut tx, org, &next).await?;
     let saved = store::settings(&mut tx, org, false).await?;
+    let organization = rendered(&mut tx, &saved).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(OrganizationEnvelope { organization }))
+}
+
+/// The organization as `GET /api/v1/organizations` renders it (for `billstream org show`).
+pub async fn organization_object(pool: &sqlx::PgPool, org: uuid::Uuid) -> crate::Result<OrganizationObject> {
+    let mut conn = pool.acquire().await?;
+    let saved = store::settings(&mut conn, org, false).await?;
+    rendered(&mut conn, &saved).await.map_err(|e| Error::Internal(format!("{e:?}")))
+}
+
+/// The organization object with its taxes and HMAC key.
+async fn rendered(conn: &mut sqlx::PgConnection, o: &OrganizationSettings) -> Result<OrganizationObject, ApiError> {
     let taxes: Vec<Tax> = sqlx::query_as(
         "SELECT id, name, code, description, rate, applied_to_organization, created_at FROM taxes
          WHERE organization_id = $1 AND applied_to_organization AND deleted_at IS NULL ORDER BY code",
     )
-    .bind(org)
-    .fetch_all(&mut *tx)
+    .bind(o.id)
+    .fetch_all(&mut *conn)
     .await
     .map_err(Error::from)?;
-    tx.commit().await.map_err(Error::from)?;
-    Ok(Json(OrganizationEnvelope { organization: render(&saved, &taxes) }))
+    let hmac_key = store::hmac_key(conn, o.id).await?;
+    Ok(render(o, &taxes, hmac_key))
 }
 
-fn render(o: &OrganizationSettings, taxes: &[Tax]) -> OrganizationObject {
+fn render(o: &OrganizationSettings, taxes: &[Tax], hmac_key: String) -> OrganizationObject {
     let s = &o.settings;
     let text = |f: &str| s.get(f).map(str::to_owned);
     OrganizationObject {
@@ -75,5 +99,6 @@ fn render(o: &OrganizationSettings, taxes: &[Tax]) -> OrganizationObject {
         },
         events_store: "postgres",
         taxes: taxes.iter().map(super::taxes::render).collect(),
+        hmac_key,
     }
 }

@@ -187,9 +187,9 @@ pub async fn finalize(conn: &mut PgConnection, org: Uuid, invoice: Uuid) -> Resu
     .bind(next_customer)
     .bind(next_org)
     .bind(invoicing::invoice_number(&settings.settings.document_number_prefix, numbering))
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(())
+    crate::webhooks::invoice_finalized(conn, org, invoice).await
 }
 
 /// Voids a finalized invoice (Lago refuses to void a draft or a voided invoice).
@@ -200,9 +200,12 @@ pub async fn void(conn: &mut PgConnection, org: Uuid, invoice: Uuid) -> Result<b
     )
     .bind(org)
     .bind(invoice)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?
     .rows_affected();
+    if n == 1 {
+        crate::webhooks::enqueue_one(conn, crate::webhooks::WebhookType::InvoiceVoided, org, invoice).await?;
+    }
     Ok(n == 1)
 }
 

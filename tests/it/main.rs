@@ -22,3 +22,4 @@ mod sdk;
 mod subscriptions;
 mod support;
 mod taxes;
+mod webhooks;

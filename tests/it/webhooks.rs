@@ -498,3 +498,75 @@ async fn billing_and_termination_send_invoice_created_with_the_api_object() {
     let customers = receiver.wait_for_type("customer.created", 1).await;
     assert_eq!(customers[0].json()["customer"]["external_id"], "c");
 }
+
+/// The other invoice webhooks, each with its object as the API renders it: a draft (`invoice.drafted`), finalized
+/// by the clock (`invoice.created`), voided (`invoice.voided`); a one-off invoice (`invoice.one_off_created`); an event of
+/// a charge paid in advance (`invoice.created` and `fee.created`); a customer updated. Delivery is counted in
+/// `/metrics`.
+#[tokio::test]
+async fn drafts_voids_one_offs_fees_paid_in_advance_and_customer_updates_send_their_webhooks() {
+    let app = TestApp::new().await;
+    let receiver = Receiver::start().await;
+    add_endpoint(&app, &receiver.url("/h"), "jwt").await;
+    let grace = json!({"customer": {"external_id": "c", "currency": "EUR",
+                                    "billing_configuration": {"invoice_grace_period": 2}}});
+    app.post("/api/v1/customers", &grace).await.expect(200);
+    app.post("/api/v1/customers", &json!({"customer": {"external_id": "c", "name": "Renamed"}})).await.expect(200);
+    let seats = json!({"billable_metric": {"name": "Seats", "code": "seats", "aggregation_type": "count_agg"}});
+    let seats =
+        app.post("/api/v1/billable_metrics", &seats).await.expect(200).body["billable_metric"]["lago_id"].clone();
+    let plan = json!({"plan": {"name": "P", "code": "p", "interval": "monthly", "amount_cents": 1000,
+        "amount_currency": "EUR", "charges": [{"billable_metric_id": seats, "charge_model": "standard",
+        "pay_in_advance": true, "invoiceable": true, "properties": {"amount": "2"}}]}});
+    app.post("/api/v1/plans", &plan).await.expect(200);
+    let sub = json!({"subscription": {"external_customer_id": "c", "plan_code": "p", "external_id": "s",
+                                      "subscription_at": "2025-01-10T10:00:00Z"}});
+    app.post("/api/v1/subscriptions", &sub).await.expect(200);
+    let store = aggregate::postgres::PgEventStore::new(app.pool.clone());
+    let at = "2025-02-01T00:00:05Z".parse().unwrap();
+    let _dispatcher = Aborting(dispatch(&app, Arc::new(SystemClock)));
+    billing::clock::tick(&app.pool, &store, at).await.unwrap();
+    // Objects are rendered when first sent: wait for the draft before the clock finalizes it.
+    let drafted = receiver.wait_for_type("invoice.drafted", 1).await[0].json();
+    let draft_id = drafted["invoice"]["lago_id"].as_str().unwrap().to_owned();
+    assert_eq!(drafted["invoice"]["status"], "draft");
+    let event = json!({"event": {"transaction_id": "seat-1", "external_subscription_id": "s", "code": "seats"}});
+    app.post("/api/v1/events", &event).await.expect(200);
+    billing::clock::tick(&app.pool, &store, Utc::now()).await.unwrap();
+    let add_on = json!({"add_on": {"name": "Setup", "code": "setup", "amount_cents": 5000, "amount_currency": "EUR"}});
+    app.post("/api/v1/add_ons", &add_on).await.expect(200);
+    let one_off =
+        json!({"invoice": {"external_customer_id": "c", "currency": "EUR", "fees": [{"add_on_code": "setup"}]}});
+    app.post("/api/v1/invoices", &one_off).await.expect(200);
+    app.post(&format!("/api/v1/invoices/{draft_id}/void"), &json!({})).await.expect(200);
+    let voided = receiver.wait_for_type("invoice.voided", 1).await[0].json();
+    assert_eq!(voided["invoice"]["lago_id"], draft_id.as_str());
+    let created = receiver.wait_for_type("invoice.created", 2).await;
+    let fee = receiver.wait_for_type("fee.created", 1).await[0].json();
+    let one_off = receiver.wait_for_type("invoice.one_off_created", 1).await[0].json();
+    assert_eq!(one_off["invoice"]["invoice_type"], "one_off");
+    let updated = receiver.wait_for_type("customer.updated", 1).await[0].json();
+    assert_eq!(updated["customer"]["name"], "Renamed");
+
+    let in_advance = created
+        .iter()
+        .map(Received::json)
+        .find(|b| b["invoice"]["invoice_type"] == "subscription" && b["invoice"]["lago_id"] != draft_id.as_str());
+    let in_advance = in_advance.expect("the invoice of the event paid in advance");
+    let fee_of_invoice =
+        in_advance["invoice"]["fees"].as_array().unwrap().iter().find(|f| f["lago_id"] == fee["fee"]["lago_id"]);
+    assert_eq!(fee_of_invoice, Some(&fee["fee"]), "the fee as its invoice renders it");
+    for body in [&drafted, &voided, &fee, &one_off, &updated, &in_advance] {
+        check_webhook(body);
+    }
+    for body in [&drafted, &voided, &one_off] {
+        let id = body["invoice"]["lago_id"].as_str().unwrap();
+        let shown = app.get(&format!("/api/v1/invoices/{id}")).await.expect(200).body["invoice"].clone();
+        if body["webhook_type"] != "invoice.drafted" {
+            assert_eq!(body["invoice"], shown);
+        }
+    }
+    let metrics = String::from_utf8(app.get("/metrics").await.expect(200).raw).unwrap();
+    assert!(metrics.contains("billstream_webhooks_sent_total{status=\"succeeded\"}"), "{metrics}");
+    assert!(metrics.contains("billstream_webhook_delivery_seconds_bucket"));
+}

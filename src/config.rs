@@ -126,9 +126,28 @@ pub struct WebhookConfig {
     #[arg(long, env = "BILLSTREAM_WEBHOOK_BACKOFF_MS", default_value = "1000", value_parser = parse_millis, global = true)]
     pub webhook_backoff_ms: u64,
 
+    /// Days before a subscription ends when `subscription.termination_alert` is sent, e.g. `1,15,45` (Lago's).
+    #[arg(long, env = "LAGO_SUBSCRIPTION_TERMINATION_ALERT_SENT_AT_DAYS", default_value = "15,45", value_parser = parse_alert_days, global = true)]
+    pub termination_alert_days: AlertDays,
+
     /// Milliseconds between two looks at the webhook outbox when nothing was due.
     #[arg(long, env = "BILLSTREAM_WEBHOOK_POLL_MS", default_value = "1000", value_parser = parse_millis, global = true)]
     pub webhook_poll_ms: u64,
+}
+
+/// A list of day counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertDays(pub Vec<u32>);
+
+fn parse_alert_days(s: &str) -> Result<AlertDays, String> {
+    let days: Result<Vec<u32>, _> =
+        s.split(',').map(str::trim).filter(|d| !d.is_empty()).map(str::parse::<u32>).collect();
+    match days {
+        Ok(d) if d.iter().all(|n| *n <= 3650) => Ok(AlertDays(d)),
+        _ => Err(format!(
+            "LAGO_SUBSCRIPTION_TERMINATION_ALERT_SENT_AT_DAYS: `{s}` must be day counts separated by commas, e.g. 15,45"
+        )),
+    }
 }
 
 fn parse_attempts(s: &str) -> Result<u32, String> {
@@ -246,6 +265,7 @@ impl Config {
             backoff_unit: Duration::from_millis(w.webhook_backoff_ms),
             poll: Duration::from_millis(w.webhook_poll_ms),
             issuer: self.api_url.clone(),
+            termination_alert_days: w.termination_alert_days.0.clone(),
             ..billing::webhooks::dispatcher::Settings::default()
         }
     }
@@ -360,6 +380,8 @@ mod tests {
         assert!(parse_ch_database("a-b").unwrap_err().contains("BILLSTREAM_CLICKHOUSE_DATABASE"));
         assert!(parse_partitions("0").unwrap_err().contains("BILLSTREAM_KAFKA_PARTITIONS"));
         assert!(parse_attempts("0").unwrap_err().contains("LAGO_WEBHOOK_ATTEMPTS"));
+        assert!(parse_alert_days("1,x").unwrap_err().contains("LAGO_SUBSCRIPTION_TERMINATION_ALERT_SENT_AT_DAYS"));
+        assert_eq!(parse_alert_days("1, 15,45").unwrap(), AlertDays(vec![1, 15, 45]));
         assert!(parse_webhook_timeout("x").unwrap_err().contains("LAGO_WEBHOOK_TIMEOUT_SECONDS"));
     }
 

@@ -73,3 +73,11 @@ CREATE TABLE webhook_signing_keys (
     private_key_pem text        NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now()
 );
+
+-- The subscription.termination_alert webhooks sent, one per subscription and day, whichever worker sends it.
+CREATE TABLE subscription_termination_alerts (
+    subscription_id uuid        NOT NULL REFERENCES subscriptions (id),
+    day             date        NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (subscription_id, day)
+);

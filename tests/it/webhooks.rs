@@ -129,6 +129,7 @@ fn fast() -> Settings {
         batch: 20,
         issuer: ISSUER.into(),
         report_every: Duration::from_millis(50),
+        termination_alert_days: vec![15, 45],
     }
 }
 
@@ -569,4 +570,32 @@ async fn drafts_voids_one_offs_fees_paid_in_advance_and_customer_updates_send_th
     let metrics = String::from_utf8(app.get("/metrics").await.expect(200).raw).unwrap();
     assert!(metrics.contains("billstream_webhooks_sent_total{status=\"succeeded\"}"), "{metrics}");
     assert!(metrics.contains("billstream_webhook_delivery_seconds_bucket"));
+}
+
+/// A subscription ending in 15 days gets one `subscription.termination_alert` that day, however often the worker
+/// looks; one ending in 20 days gets none.
+#[tokio::test]
+async fn a_subscription_ending_in_fifteen_days_gets_one_termination_alert() {
+    let app = TestApp::new().await;
+    let receiver = Receiver::start().await;
+    let plan = json!({"plan": {"name": "P", "code": "p", "interval": "monthly", "amount_cents": 100,
+                               "amount_currency": "EUR"}});
+    app.post("/api/v1/plans", &plan).await.expect(200);
+    let now = Utc::now();
+    for (id, days) in [("soon", 15), ("later", 20)] {
+        let ending_at = (now + chrono::Duration::days(days)).to_rfc3339();
+        let sub = json!({"subscription": {"external_customer_id": "c", "plan_code": "p", "external_id": id,
+                                          "ending_at": ending_at}});
+        app.post("/api/v1/subscriptions", &sub).await.expect(200);
+    }
+    let endpoint = json!({"webhook_endpoint": {"webhook_url": receiver.url("/h"), "signature_algo": "hmac",
+                                               "event_types": ["subscription.termination_alert"]}});
+    app.post("/api/v1/webhook_endpoints", &endpoint).await.expect(200);
+    let _dispatcher = Aborting(dispatch(&app, Arc::new(ManualClock::new(now))));
+    let got = receiver.wait_for_type("subscription.termination_alert", 1).await;
+    let body = got[0].json();
+    check_webhook(&body);
+    assert_eq!(body["subscription"]["external_id"], "soon");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.got().len(), 1, "one alert, and only the subscribed type");
 }

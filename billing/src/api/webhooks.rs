@@ -523,10 +523,12 @@ async fn json_public_key(State(state): State<ApiState>) -> Result<Json<Value>, A
     Ok(Json(json!({"webhook": {"public_key": key.public_key_base64()}})))
 }
 
-/// The object of a webhook, rendered now as the API renders it (`None`: it no longer exists).
+/// The object of a webhook, rendered now as the API renders it (`None`: it no longer exists). A termination alert's
+/// subscription also carries its customer, as in Lago.
 pub(crate) async fn render_object(
     conn: &mut PgConnection,
     org: Uuid,
+    webhook_type: &str,
     object_type: &str,
     id: Uuid,
 ) -> crate::Result<Option<Value>> {
@@ -555,7 +557,13 @@ pub(crate) async fn render_object(
         "subscription" => {
             let sub = crate::store::subscriptions::get(conn, org, id).await?;
             let object = super::subscriptions::render(conn, org, &sub, true).await?;
-            Ok(Some(to_value(serde_json::to_value(object))?))
+            let mut value = to_value(serde_json::to_value(object))?;
+            if webhook_type == "subscription.termination_alert"
+                && let Some(c) = crate::store::customers::find_by_id(conn, org, sub.customer_id).await?
+            {
+                value["customer"] = to_value(serde_json::to_value(super::customers::render(&c)))?;
+            }
+            Ok(Some(value))
         }
         "customer" => {
             let Some(c) = crate::store::customers::find_by_id(conn, org, id).await? else { return Ok(None) };

@@ -32,8 +32,10 @@ pub struct Settings {
     pub batch: i64,
     /// The `iss` claim of JWT signatures (`LAGO_API_URL`).
     pub issuer: String,
-    /// Pause between two looks for hours to report in `events.errors`.
+    /// Pause between two looks for hours to report in `events.errors` and termination alerts to send.
     pub report_every: Duration,
+    /// Days before a subscription's `ending_at` when `subscription.termination_alert` is sent.
+    pub termination_alert_days: Vec<u32>,
 }
 
 impl Default for Settings {
@@ -46,6 +48,7 @@ impl Default for Settings {
             batch: 20,
             issuer: "http://localhost:3000".into(),
             report_every: Duration::from_secs(60),
+            termination_alert_days: vec![15, 45],
         }
     }
 }
@@ -58,7 +61,7 @@ impl Settings {
     }
 }
 
-/// Runs the dispatcher and the hourly `events.errors` report until the task is dropped.
+/// Runs the dispatcher, the hourly `events.errors` report and the termination alerts until the task is dropped.
 pub async fn run(pool: PgPool, settings: Settings, clock: Arc<dyn Clock>) {
     let client = match reqwest::Client::builder().timeout(settings.timeout).build() {
         Ok(c) => c,
@@ -73,6 +76,10 @@ pub async fn run(pool: PgPool, settings: Settings, clock: Arc<dyn Clock>) {
             last_report = Some(Instant::now());
             if let Err(e) = super::events_errors::report_due(&pool, clock.now()).await {
                 tracing::warn!(error = %e, "events.errors report failed; retrying");
+            }
+            let days = &settings.termination_alert_days;
+            if let Err(e) = super::termination_alerts::alert_due(&pool, clock.now(), days).await {
+                tracing::warn!(error = %e, "subscription termination alerts failed; retrying");
             }
         }
         match dispatch_once(&pool, &client, &settings).await {
@@ -278,7 +285,8 @@ async fn give_up(conn: &mut PgConnection, id: Uuid, why: &str) -> Result<()> {
 /// The envelope around the object as the API renders it now.
 async fn render_body(conn: &mut PgConnection, c: &Claimed) -> Result<Option<String>> {
     let Some(id) = c.object_id else { return Ok(None) };
-    let object = crate::api::render_webhook_object(conn, c.organization_id, &c.object_type, id).await?;
+    let object =
+        crate::api::render_webhook_object(conn, c.organization_id, &c.webhook_type, &c.object_type, id).await?;
     Ok(object.map(|o| super::envelope_of(&c.webhook_type, &c.object_type, c.organization_id, &o.to_string())))
 }
 

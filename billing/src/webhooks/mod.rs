@@ -17,6 +17,7 @@
 pub mod dispatcher;
 pub mod events_errors;
 pub mod signing;
+pub mod termination_alerts;
 
 use sqlx::PgConnection;
 use uuid::Uuid;

@@ -138,6 +138,16 @@ fn dispatch(app: &TestApp, clock: Arc<dyn Clock>) -> tokio::task::JoinHandle<()>
     tokio::spawn(dispatcher::run(app.pool.clone(), fast(), clock))
 }
 
+/// A `billstream` child process, killed when the test ends however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 struct Aborting(tokio::task::JoinHandle<()>);
 
 impl Drop for Aborting {
@@ -390,21 +400,21 @@ async fn a_worker_killed_while_sending_loses_no_webhook() {
             .env("BILLSTREAM_WEBHOOK_POLL_MS", "20")
             .env("BILLSTREAM_WEBHOOK_BACKOFF_MS", "20")
             .env("BILLSTREAM_BILLING_TICK_SECONDS", "3600");
-        cmd.spawn().expect("spawn a worker")
+        Child(cmd.spawn().expect("spawn a worker"))
     };
     let mut first = worker();
     receiver.wait("the first POST", |got| !got.is_empty()).await;
-    first.kill().unwrap();
-    first.wait().unwrap();
+    // SIGKILL: no chance to finish or roll back anything itself.
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
     let hooks = webhooks_of(&app, &endpoint).await;
     assert_eq!(hooks[0]["status"], "pending", "the claim died with the worker");
     assert!(hooks[0]["attempts"].as_array().unwrap().is_empty());
 
-    let mut second = worker();
+    let second = worker();
     let got = receiver.wait("the POST again", |got| got.len() >= 2).await;
     let done = wait_status(&app, &endpoint, "succeeded").await;
-    second.kill().unwrap();
-    second.wait().unwrap();
+    drop(second);
     assert_eq!(got[0].header("x-lago-unique-key"), got[1].header("x-lago-unique-key"));
     assert_eq!(done["lago_id"], got[1].header("x-lago-unique-key"));
 }

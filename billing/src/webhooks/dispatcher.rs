@@ -1,5 +1,6 @@
 //! The dispatcher (the `worker` role): claims due outbox rows, renders, signs and POSTs them, and records each
-//! attempt. See the module above for what a crash at each step leaves behind.
+//! attempt. See the module above for what a crash at each step leaves behind. Requests leave through the
+//! [`WebhookSender`] port; [`HttpSender`] (reqwest, rustls) is its adapter.
 //!
 //! Retries follow Lago: `LAGO_WEBHOOK_ATTEMPTS` attempts in all (default 3), each waiting `retries⁴ + 2` units
 //! (plus up to 15 % of `retries⁴` of jitter) after a non-2xx answer, a timeout or a refused connection; the unit is
@@ -61,10 +62,73 @@ impl Settings {
     }
 }
 
+/// One POST of a webhook: where, with which headers, which bytes.
+pub struct Delivery<'a> {
+    pub url: &'a str,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: &'a str,
+}
+
+/// What a POST came to: the answer's status and the start of its body, or the transport error.
+#[derive(Debug, Clone, Default)]
+pub struct Answer {
+    pub http_status: Option<u16>,
+    pub response: Option<String>,
+    pub error: Option<String>,
+}
+
+/// The port webhooks leave through; [`HttpSender`] is the real adapter.
+pub trait WebhookSender: Send + Sync + 'static {
+    fn send<'a>(&'a self, delivery: Delivery<'a>) -> futures::future::BoxFuture<'a, Answer>;
+}
+
+/// POSTs over HTTP(S) with a timeout on the whole exchange.
+pub struct HttpSender {
+    client: reqwest::Client,
+}
+
+impl HttpSender {
+    pub fn new(timeout: Duration) -> Result<HttpSender> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| Error::Internal(format!("webhook HTTP client: {e}")))?;
+        Ok(HttpSender { client })
+    }
+}
+
+impl WebhookSender for HttpSender {
+    fn send<'a>(&'a self, d: Delivery<'a>) -> futures::future::BoxFuture<'a, Answer> {
+        Box::pin(async move {
+            let mut request = self.client.post(d.url).header("Content-Type", "application/json");
+            for (name, value) in d.headers {
+                request = request.header(name, value);
+            }
+            match request.body(d.body.to_owned()).send().await {
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    let text = r.text().await.unwrap_or_default();
+                    Answer { http_status: Some(status), response: Some(snippet(&text)), error: None }
+                }
+                Err(e) => {
+                    let kind = if e.is_timeout() {
+                        "timeout"
+                    } else if e.is_connect() {
+                        "connection failed"
+                    } else {
+                        "request failed"
+                    };
+                    Answer { error: Some(format!("{kind}: {e}")), ..Answer::default() }
+                }
+            }
+        })
+    }
+}
+
 /// Runs the dispatcher, the hourly `events.errors` report and the termination alerts until the task is dropped.
 pub async fn run(pool: PgPool, settings: Settings, clock: Arc<dyn Clock>) {
-    let client = match reqwest::Client::builder().timeout(settings.timeout).build() {
-        Ok(c) => c,
+    let sender = match HttpSender::new(settings.timeout) {
+        Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "webhooks: cannot build the HTTP client; nothing will be sent");
             return;
@@ -82,7 +146,7 @@ pub async fn run(pool: PgPool, settings: Settings, clock: Arc<dyn Clock>) {
                 tracing::warn!(error = %e, "subscription termination alerts failed; retrying");
             }
         }
-        match dispatch_once(&pool, &client, &settings).await {
+        match dispatch_once(&pool, &sender, &settings).await {
             // A full batch: there may be more due at once.
             Ok(n) if n as i64 >= settings.batch => continue,
             Ok(_) => {}
@@ -113,18 +177,20 @@ struct Claimed {
     hmac_key: String,
 }
 
-/// What one POST came to.
+/// One attempt: the answer and when it was made.
 struct Outcome {
     started_at: DateTime<Utc>,
     elapsed: Duration,
-    http_status: Option<i32>,
-    response: Option<String>,
-    error: Option<String>,
+    answer: Answer,
 }
 
 impl Outcome {
     fn succeeded(&self) -> bool {
-        self.http_status.is_some_and(|s| (200..300).contains(&s))
+        self.answer.http_status.is_some_and(|s| (200..300).contains(&s))
+    }
+
+    fn http_status(&self) -> Option<i32> {
+        self.answer.http_status.map(i32::from)
     }
 }
 
@@ -133,7 +199,7 @@ const RESPONSE_SNIPPET: usize = 2048;
 
 /// Claims up to `batch` due webhooks, sends them and records the outcomes, in one transaction held throughout.
 /// Returns how many were claimed.
-pub async fn dispatch_once(pool: &PgPool, client: &reqwest::Client, settings: &Settings) -> Result<usize> {
+pub async fn dispatch_once(pool: &PgPool, sender: &dyn WebhookSender, settings: &Settings) -> Result<usize> {
     let mut tx = pool.begin().await?;
     let claimed: Vec<Claimed> = sqlx::query_as(
         "SELECT w.id, w.organization_id, w.webhook_type, w.object_type, w.object_id, w.body, w.retries,
@@ -156,13 +222,20 @@ pub async fn dispatch_once(pool: &PgPool, client: &reqwest::Client, settings: &S
     for c in &claimed {
         let body = match &c.body {
             Some(b) => b.clone(),
-            None => match render_body(&mut tx, c).await? {
-                Some(b) => b,
-                None => {
-                    // The object is gone (it cannot be, as nothing is deleted, but a webhook must not loop).
+            None => match render_body(&mut tx, c).await {
+                Ok(Some(b)) => b,
+                // The object is gone (it cannot be, as nothing is deleted, but a webhook must not loop), or cannot
+                // be rendered: that will not change by trying again. A database error is retried with the batch.
+                Ok(None) => {
                     give_up(&mut tx, c.id, "the object of this webhook no longer exists").await?;
                     continue;
                 }
+                Err(Error::Internal(why)) => {
+                    tracing::error!(webhook = %c.id, error = %why, "webhook object cannot be rendered");
+                    give_up(&mut tx, c.id, &why).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
             },
         };
         let signature = match c.signature_algo.as_str() {
@@ -172,46 +245,30 @@ pub async fn dispatch_once(pool: &PgPool, client: &reqwest::Client, settings: &S
                 None => return Err(Error::Internal("no signing key".into())),
             },
         };
-        let request = client
-            .post(&c.webhook_url)
-            .header("Content-Type", "application/json")
-            .header("X-Lago-Signature", signature)
-            .header("X-Lago-Signature-Algorithm", c.signature_algo.as_str())
-            .header("X-Lago-Unique-Key", c.id.to_string())
-            .body(body.clone());
-        sends.push((c, body, send(request)));
+        let headers = vec![
+            ("X-Lago-Signature", signature),
+            ("X-Lago-Signature-Algorithm", c.signature_algo.clone()),
+            ("X-Lago-Unique-Key", c.id.to_string()),
+        ];
+        sends.push((c, body, headers));
     }
-    let (meta, futures): (Vec<_>, Vec<_>) = sends.into_iter().map(|(c, b, f)| ((c, b), f)).unzip();
-    let outcomes = futures::future::join_all(futures).await;
-    for ((c, body), outcome) in meta.into_iter().zip(outcomes) {
-        record(&mut tx, settings, c, &body, &outcome).await?;
+    let outcomes = futures::future::join_all(sends.iter().map(|(c, body, headers)| {
+        let delivery = Delivery { url: &c.webhook_url, headers: headers.clone(), body };
+        attempt(sender, delivery)
+    }))
+    .await;
+    for ((c, body, _), outcome) in sends.iter().zip(outcomes) {
+        record(&mut tx, settings, c, body, &outcome).await?;
     }
     tx.commit().await?;
     Ok(claimed.len())
 }
 
-async fn send(request: reqwest::RequestBuilder) -> Outcome {
+async fn attempt(sender: &dyn WebhookSender, delivery: Delivery<'_>) -> Outcome {
     let started_at = Utc::now();
     let started = Instant::now();
-    let result = request.send().await;
-    let (http_status, response, error) = match result {
-        Ok(r) => {
-            let status = i32::from(r.status().as_u16());
-            let text = r.text().await.unwrap_or_default();
-            (Some(status), Some(snippet(&text)), None)
-        }
-        Err(e) => {
-            let kind = if e.is_timeout() {
-                "timeout"
-            } else if e.is_connect() {
-                "connection failed"
-            } else {
-                "request failed"
-            };
-            (None, None, Some(format!("{kind}: {e}")))
-        }
-    };
-    Outcome { started_at, elapsed: started.elapsed(), http_status, response, error }
+    let answer = sender.send(delivery).await;
+    Outcome { started_at, elapsed: started.elapsed(), answer }
 }
 
 fn snippet(text: &str) -> String {
@@ -227,9 +284,9 @@ async fn record(conn: &mut PgConnection, settings: &Settings, c: &Claimed, body:
          SELECT $1, coalesce(max(attempt), 0) + 1, $2, $3, $4, $5, $6 FROM webhook_attempts WHERE webhook_id = $1",
     )
     .bind(c.id)
-    .bind(o.http_status)
-    .bind(&o.response)
-    .bind(&o.error)
+    .bind(o.http_status())
+    .bind(&o.answer.response)
+    .bind(&o.answer.error)
     .bind(o.started_at)
     .bind(i32::try_from(o.elapsed.as_millis()).unwrap_or(i32::MAX))
     .execute(&mut *conn)
@@ -253,9 +310,9 @@ async fn record(conn: &mut PgConnection, settings: &Settings, c: &Claimed, body:
     .bind(c.id)
     .bind(status)
     .bind(body)
-    .bind(o.http_status)
-    .bind(&o.response)
-    .bind(&o.error)
+    .bind(o.http_status())
+    .bind(&o.answer.response)
+    .bind(&o.answer.error)
     .bind(wait.as_secs_f64())
     .execute(&mut *conn)
     .await?;
@@ -263,7 +320,7 @@ async fn record(conn: &mut PgConnection, settings: &Settings, c: &Claimed, body:
     metrics::histogram!(names::WEBHOOK_DELIVERY_SECONDS).record(o.elapsed.as_secs_f64());
     if !o.succeeded() {
         tracing::info!(webhook = %c.id, org_id = %c.organization_id, webhook_type = %c.webhook_type, status,
-            http_status = ?o.http_status, error = ?o.error, "webhook not delivered");
+            http_status = ?o.answer.http_status, error = ?o.answer.error, "webhook not delivered");
     }
     Ok(())
 }

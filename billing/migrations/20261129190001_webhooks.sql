@@ -45,6 +45,8 @@ CREATE TABLE webhooks (
 );
 CREATE INDEX webhooks_due ON webhooks (next_attempt_at) WHERE status IN ('pending', 'retrying');
 CREATE INDEX webhooks_of_endpoint ON webhooks (webhook_endpoint_id, created_at);
+-- Webhooks are kept 90 days after their last change, as in Lago.
+CREATE INDEX webhooks_updated_at ON webhooks (updated_at);
 
 CREATE TABLE webhook_attempts (
     webhook_id  uuid        NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,

@@ -331,6 +331,12 @@ async fn a_500_is_retried_and_both_attempts_are_recorded() {
     let r = app.post(&format!("/api/v1/webhooks/{id}/retry"), &json!({})).await.expect(405);
     assert_eq!(r.body["code"], "is_succeeded");
     app.post(&format!("/api/v1/webhooks/{}/retry", uuid::Uuid::new_v4()), &json!({})).await.expect(404);
+
+    // Kept 90 days after its last change, as in Lago.
+    assert_eq!(dispatcher::clean_up(&app.pool, Utc::now()).await.unwrap(), 0);
+    let later = Utc::now() + chrono::Duration::days(91);
+    assert_eq!(dispatcher::clean_up(&app.pool, later).await.unwrap(), 1);
+    assert!(webhooks_of(&app, &endpoint).await.is_empty());
 }
 
 #[tokio::test]
@@ -608,4 +614,58 @@ async fn a_subscription_ending_in_fifteen_days_gets_one_termination_alert() {
     assert_eq!(body["subscription"]["external_id"], "soon");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.got().len(), 1, "one alert, and only the subscribed type");
+}
+
+/// The real binary (`billstream all`) with Lago's `LAGO_RSA_PRIVATE_KEY` (base64 of a PKCS#1 PEM, as
+/// `openssl genrsa -traditional 2048 | base64` makes): the public key it publishes is that key's, and it signs
+/// with it. `billstream org show` prints the organization's `hmac_key`.
+#[tokio::test]
+async fn the_binary_signs_with_lago_rsa_private_key_and_org_show_prints_the_hmac_key() {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::pkcs8::EncodePublicKey;
+    let key = rsa::PrivateKey::new(&mut getrandom::SysRng, 2048).unwrap();
+    let pem = key.to_pkcs1_pem(rsa::pkcs8::LineEnding::LF).unwrap().to_string();
+    assert!(pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    let expected_public = key.to_public_key().to_public_key_pem(rsa::pkcs8::LineEnding::LF).unwrap();
+
+    let db = testkit::TestPostgres::shared().database();
+    let dir = tempfile::tempdir().unwrap();
+    let port = testkit::free_port().unwrap();
+    let api_key = "webhook-test-key-0001";
+    let mut cmd = crate::binary::billstream(dir.path(), port);
+    cmd.env("DATABASE_URL", db.url())
+        .env("LAGO_ORG_API_KEY", api_key)
+        .env("LAGO_API_URL", ISSUER)
+        .env("LAGO_RSA_PRIVATE_KEY", STANDARD.encode(&pem))
+        .env("BILLSTREAM_WEBHOOK_POLL_MS", "20");
+    let server = Child(crate::binary::start(cmd, port).await.0);
+
+    let http = reqwest::Client::new();
+    let api = |path: &str| format!("http://127.0.0.1:{port}/api/v1{path}");
+    let text = http.get(api("/webhooks/public_key")).bearer_auth(api_key).send().await.unwrap();
+    let compact: String = text.text().await.unwrap().split_whitespace().collect();
+    let public = String::from_utf8(STANDARD.decode(compact).unwrap()).unwrap();
+    assert_eq!(public, expected_public, "the published key is LAGO_RSA_PRIVATE_KEY's");
+
+    let receiver = Receiver::start().await;
+    let endpoint = json!({"webhook_endpoint": {"webhook_url": receiver.url("/jwt")}});
+    let r = http.post(api("/webhook_endpoints")).bearer_auth(api_key).json(&endpoint).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let customer = json!({"customer": {"external_id": "bin-c"}});
+    let r = http.post(api("/customers")).bearer_auth(api_key).json(&customer).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let got = receiver.wait_for_type("customer.created", 1).await;
+    assert_eq!(got[0].header("x-lago-signature-algorithm"), "jwt", "Lago's default");
+    let claims = verify_rs256(&got[0].header("x-lago-signature"), &public);
+    assert_eq!(claims["data"].as_str().unwrap().as_bytes(), &got[0].body[..]);
+    assert_eq!(claims["iss"], ISSUER);
+
+    let org: Value = http.get(api("/organizations")).bearer_auth(api_key).send().await.unwrap().json().await.unwrap();
+    drop(server);
+    let mut show = crate::binary::billstream(dir.path(), port);
+    let out = show.args(["org", "show"]).env("DATABASE_URL", db.url()).output().expect("run org show");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown: Value = serde_json::from_slice(&out.stdout).expect("org show prints the organization as JSON");
+    assert_eq!(shown["hmac_key"], org["organization"]["hmac_key"]);
+    assert_eq!(shown["lago_id"], org["organization"]["lago_id"]);
 }

@@ -145,6 +145,9 @@ pub async fn run(pool: PgPool, settings: Settings, clock: Arc<dyn Clock>) {
             if let Err(e) = super::termination_alerts::alert_due(&pool, clock.now(), days).await {
                 tracing::warn!(error = %e, "subscription termination alerts failed; retrying");
             }
+            if let Err(e) = clean_up(&pool, clock.now()).await {
+                tracing::warn!(error = %e, "webhook clean-up failed; retrying");
+            }
         }
         match dispatch_once(&pool, &sender, &settings).await {
             // A full batch: there may be more due at once.
@@ -345,6 +348,30 @@ async fn render_body(conn: &mut PgConnection, c: &Claimed) -> Result<Option<Stri
     let object =
         crate::api::render_webhook_object(conn, c.organization_id, &c.webhook_type, &c.object_type, id).await?;
     Ok(object.map(|o| super::envelope_of(&c.webhook_type, &c.object_type, c.organization_id, &o.to_string())))
+}
+
+/// How long a delivered or failed webhook (with its attempts) is kept after its last change: Lago's 90 days.
+pub const RETENTION_DAYS: i64 = 90;
+
+/// Deletes the delivered and failed webhooks older than [`RETENTION_DAYS`], a thousand at a time so no statement
+/// holds many locks; returns how many went.
+pub async fn clean_up(pool: &PgPool, now: DateTime<Utc>) -> Result<u64> {
+    let before = now - chrono::Duration::days(RETENTION_DAYS);
+    let mut deleted = 0;
+    loop {
+        let n = sqlx::query(
+            "DELETE FROM webhooks WHERE id IN (
+                 SELECT id FROM webhooks WHERE updated_at < $1 AND status IN ('succeeded', 'failed') LIMIT 1000)",
+        )
+        .bind(before)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        deleted += n;
+        if n < 1000 {
+            return Ok(deleted);
+        }
+    }
 }
 
 /// Sends a `failed` (or still retrying) webhook again at once, as Lago's retry does; a succeeded one is refused.

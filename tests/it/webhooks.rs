@@ -669,3 +669,26 @@ async fn the_binary_signs_with_lago_rsa_private_key_and_org_show_prints_the_hmac
     assert_eq!(shown["hmac_key"], org["organization"]["hmac_key"]);
     assert_eq!(shown["lago_id"], org["organization"]["lago_id"]);
 }
+
+/// Lago's older way: `PUT /organizations` with `webhook_url` points the first endpoint there (creating it), and the
+/// organization renders its endpoints' URLs.
+#[tokio::test]
+async fn the_organization_webhook_url_is_its_first_endpoint() {
+    let app = TestApp::new().await;
+    let put = |url: &str| json!({"organization": {"webhook_url": url}});
+    app.put("/api/v1/organizations", &put("https://one.example/h")).await.expect(200);
+    let list = app.get("/api/v1/webhook_endpoints").await.expect(200).body;
+    assert_eq!(list["meta"]["total_count"], 1);
+    assert_eq!(list["webhook_endpoints"][0]["webhook_url"], "https://one.example/h");
+    assert_eq!(list["webhook_endpoints"][0]["signature_algo"], "jwt");
+    app.post("/api/v1/webhook_endpoints", &json!({"webhook_endpoint": {"webhook_url": "https://two.example/h"}}))
+        .await
+        .expect(200);
+    let o = app.put("/api/v1/organizations", &put("https://uno.example/h")).await.expect(200).body;
+    assert_eq!(o["organization"]["webhook_url"], "https://uno.example/h");
+    assert_eq!(o["organization"]["webhook_urls"], json!(["https://uno.example/h", "https://two.example/h"]));
+    let shown = app.get("/api/v1/organizations").await.expect(200).body;
+    assert_eq!(shown["organization"]["webhook_urls"], o["organization"]["webhook_urls"]);
+    let taken = app.put("/api/v1/organizations", &put("https://two.example/h")).await.expect(422);
+    assert_eq!(taken.body["error_details"], json!({"webhook_url": ["value_already_exist"]}));
+}

@@ -39,6 +39,10 @@ async fn update(
     let current = store::settings(&mut tx, org, true).await?;
     let next = domain::apply(&current.settings, &input)?;
     store::save_settings(&mut tx, org, &next).await?;
+    // As Lago: the organization's webhook URL is its first webhook endpoint's.
+    if let Some(url) = input.get("webhook_url").and_then(|v| v.as_str()).filter(|u| !u.trim().is_empty()) {
+        super::webhooks::set_first_endpoint(&mut tx, org, url.trim()).await?;
+    }
     let saved = store::settings(&mut tx, org, false).await?;
     let organization = rendered(&mut tx, &saved).await?;
     tx.commit().await.map_err(Error::from)?;
@@ -63,10 +67,18 @@ async fn rendered(conn: &mut sqlx::PgConnection, o: &OrganizationSettings) -> Re
     .await
     .map_err(Error::from)?;
     let hmac_key = store::hmac_key(conn, o.id).await?;
-    Ok(render(o, &taxes, hmac_key))
+    let urls: Vec<String> = sqlx::query_scalar(
+        "SELECT webhook_url FROM webhook_endpoints WHERE organization_id = $1 ORDER BY created_at, id",
+    )
+    .bind(o.id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(Error::from)?;
+    Ok(render(o, &taxes, hmac_key, urls))
 }
 
-fn render(o: &OrganizationSettings, taxes: &[Tax], hmac_key: String) -> OrganizationObject {
+/// `webhook_urls` are the organization's endpoints, `webhook_url` the first (as Lago).
+fn render(o: &OrganizationSettings, taxes: &[Tax], hmac_key: String, webhook_urls: Vec<String>) -> OrganizationObject {
     let s = &o.settings;
     let text = |f: &str| s.get(f).map(str::to_owned);
     OrganizationObject {
@@ -74,8 +86,8 @@ fn render(o: &OrganizationSettings, taxes: &[Tax], hmac_key: String) -> Organiza
         name: o.name.clone(),
         default_currency: s.default_currency.clone(),
         created_at: timestamp(o.created_at),
-        webhook_url: text("webhook_url"),
-        webhook_urls: text("webhook_url").into_iter().collect(),
+        webhook_url: webhook_urls.first().cloned().or_else(|| text("webhook_url")),
+        webhook_urls,
         country: text("country"),
         address_line1: text("address_line1"),
         address_line2: text("address_line2"),

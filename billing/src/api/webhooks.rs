@@ -301,6 +301,32 @@ async fn create(
     Ok(Json(json!({ ROOT: render(&endpoint) })))
 }
 
+/// Points the organization's first endpoint at `url`, creating it (JWT-signed, Lago's default) when there is none:
+/// Lago's `PUT /organizations` `webhook_url`.
+pub(super) async fn set_first_endpoint(conn: &mut PgConnection, org: Uuid, url: &str) -> Result<(), ApiError> {
+    let first: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM webhook_endpoints WHERE organization_id = $1 ORDER BY created_at, id LIMIT 1 FOR UPDATE",
+    )
+    .bind(org)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(Error::from)?;
+    let q = match first {
+        Some(id) => sqlx::query(
+            "UPDATE webhook_endpoints SET webhook_url = $3, updated_at = now() WHERE organization_id = $1 AND id = $2",
+        )
+        .bind(org)
+        .bind(id)
+        .bind(url),
+        None => sqlx::query("INSERT INTO webhook_endpoints (organization_id, id, webhook_url) VALUES ($1, $2, $3)")
+            .bind(org)
+            .bind(Uuid::new_v4())
+            .bind(url),
+    };
+    q.execute(conn).await.map_err(url_taken)?;
+    Ok(())
+}
+
 async fn list(
     State(state): State<ApiState>,
     Extension(OrgId(org)): Extension<OrgId>,

@@ -692,3 +692,21 @@ async fn the_organization_webhook_url_is_its_first_endpoint() {
     let taken = app.put("/api/v1/organizations", &put("https://two.example/h")).await.expect(422);
     assert_eq!(taken.body["error_details"], json!({"webhook_url": ["value_already_exist"]}));
 }
+
+/// Two workers on one outbox: every webhook is delivered once (SKIP LOCKED hands each row to one of them).
+#[tokio::test]
+async fn two_dispatchers_deliver_each_webhook_once() {
+    let app = TestApp::new().await;
+    let receiver = Receiver::start().await;
+    add_endpoint(&app, &receiver.url("/h"), "hmac").await;
+    for i in 0..40 {
+        app.post("/api/v1/customers", &json!({"customer": {"external_id": format!("c{i}")}})).await.expect(200);
+    }
+    let small = || Settings { batch: 3, ..fast() };
+    let _a = Aborting(tokio::spawn(dispatcher::run(app.pool.clone(), small(), Arc::new(SystemClock))));
+    let _b = Aborting(tokio::spawn(dispatcher::run(app.pool.clone(), small(), Arc::new(SystemClock))));
+    let got = receiver.wait_for_type("customer.created", 40).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let keys: std::collections::HashSet<String> = got.iter().map(|r| r.header("x-lago-unique-key")).collect();
+    assert_eq!((receiver.got().len(), keys.len()), (40, 40), "each webhook once");
+}

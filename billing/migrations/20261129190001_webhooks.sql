@@ -60,6 +60,9 @@ CREATE TABLE webhook_attempts (
     PRIMARY KEY (webhook_id, attempt)
 );
 
+-- The hourly events.errors report looks for the organizations with invalid events in an hour.
+CREATE INDEX event_errors_created_at ON event_errors (created_at);
+
 -- One events.errors report per organization and hour, whichever worker issues it.
 CREATE TABLE events_errors_reports (
     organization_id uuid        NOT NULL REFERENCES organizations (id),

@@ -307,7 +307,7 @@ async fn record(conn: &mut PgConnection, settings: &Settings, c: &Claimed, body:
         "UPDATE webhooks SET status = $2, body = $3, http_status = $4, response = coalesce($5, $6),
              retries = retries + CASE WHEN $2 = 'succeeded' THEN 0 ELSE 1 END,
              last_retried_at = CASE WHEN $2 = 'succeeded' THEN last_retried_at ELSE now() END,
-             next_attempt_at = now() + make_interval(secs => $7), updated_at = now()
+             next_attempt_at = now() + make_interval(secs => $7), endpoint = $8, updated_at = now()
          WHERE id = $1",
     )
     .bind(c.id)
@@ -317,6 +317,7 @@ async fn record(conn: &mut PgConnection, settings: &Settings, c: &Claimed, body:
     .bind(&o.answer.response)
     .bind(&o.answer.error)
     .bind(wait.as_secs_f64())
+    .bind(&c.webhook_url)
     .execute(&mut *conn)
     .await?;
     metrics::counter!(names::WEBHOOKS_SENT_TOTAL, "status" => status).increment(1);

@@ -73,6 +73,7 @@ pub async fn tick(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>) ->
     }
     finalize_drafts(pool, events, now).await?;
     let started = invoicer::issue_missing_starts(pool, events, now).await?;
+    invoicer::credit_notes::issue_missing(pool, now).await?;
     let in_advance = invoicer::bill_events(pool, events, now).await?;
     let report = invoicer::run_due(pool, events, now).await?;
     Ok(Tick {

@@ -1,16 +1,16 @@
-//! Invoices end to end through HTTP on real PostgreSQL: a catalog with several charge models, a customer in New York,
-//! usage events (some just outside the billed month), a coupon and a tax; the billing clock bills the month that
-//! ended and every fee, tax, coupon and total is checked against numbers worked out by hand. Then current usage,
-//! a second clock run that bills nothing, termination (the last period at once), finalize/void, and the clock on
-//! calendar and anniversary subscriptions crossing their boundaries.
+//! Invoices end to end through HTTP on real servers, the main flows in both event-store modes (Postgres alone, and
+//! the broker, the sink and ClickHouse): a catalog with several charge models, a customer in New York, usage events
+//! (some just outside the billed month), a coupon and a tax; the billing clock bills the month that ended and every
+//! fee, tax, coupon and total is checked against numbers worked out by hand. Then current usage, a second clock run
+//! that bills nothing, termination (the last period at once), finalize/void, and the clock on calendar and
+//! anniversary subscriptions crossing their boundaries.
 
-use aggregate::postgres::PgEventStore;
-use billing::clock::tick;
+use billing::clock::{Tick, tick};
 use billing::domain::periods::{local_date, local_midnight};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde_json::{Value, json};
 
-use crate::support::TestApp;
+use crate::support::{Mode, TestApp, in_both_modes};
 
 fn ny() -> chrono_tz::Tz {
     "America/New_York".parse().unwrap()
@@ -68,6 +68,18 @@ fn event(tx: &str, code: &str, at: DateTime<Utc>, properties: Value) -> Value {
            "timestamp": format!("{}.{:06}", at.timestamp(), at.timestamp_subsec_micros()), "properties": properties})
 }
 
+/// One run of the billing clock at `at`, after the sink has caught up in scale mode.
+async fn bill(app: &TestApp, at: DateTime<Utc>) -> Tick {
+    app.settle().await;
+    tick(&app.pool, &*app.store, at).await.expect("billing clock")
+}
+
+in_both_modes!(
+    the_clock_bills_the_month_that_ended_to_the_cent_then_termination_bills_the_rest,
+    estimate_fees_prices_one_more_event_on_a_charge_paid_in_advance,
+    a_draft_is_computed_again_on_refresh_and_on_finalize_with_late_events,
+);
+
 fn fee<'a>(invoice: &'a Value, code: &str, filter: Option<&str>) -> &'a Value {
     invoice["fees"]
         .as_array()
@@ -77,9 +89,8 @@ fn fee<'a>(invoice: &'a Value, code: &str, filter: Option<&str>) -> &'a Value {
         .unwrap_or_else(|| panic!("no fee {code} {filter:?} in {invoice}"))
 }
 
-#[tokio::test]
-async fn the_clock_bills_the_month_that_ended_to_the_cent_then_termination_bills_the_rest() {
-    let app = TestApp::new().await;
+async fn the_clock_bills_the_month_that_ended_to_the_cent_then_termination_bills_the_rest(mode: Mode) {
+    let app = TestApp::in_mode(mode).await;
     catalog(&app).await;
     let tz = ny();
     let now = Utc::now();
@@ -137,10 +148,9 @@ async fn the_clock_bills_the_month_that_ended_to_the_cent_then_termination_bills
     // A retried event (same transaction id) changes nothing.
     app.post("/api/v1/events", &json!({"event": event("c0", "api_calls", day(0, 12), json!({}))})).await.expect(200);
 
-    let store = PgEventStore::new(app.pool.clone());
-    let first = tick(&app.pool, &store, now).await.unwrap();
+    let first = bill(&app, now).await;
     assert_eq!((first.invoices, first.failed), (1, 0));
-    let again = tick(&app.pool, &store, now).await.unwrap();
+    let again = bill(&app, now).await;
     assert_eq!(again.invoices, 0, "a second run of the clock bills nothing new");
 
     let list = app.get("/api/v1/invoices?external_customer_id=acme").await.expect(200);
@@ -267,7 +277,7 @@ async fn the_clock_bills_the_month_that_ended_to_the_cent_then_termination_bills
     assert_eq!(last["total_amount_cents"], fees_total + (fees_total * 2 + 5) / 10);
     assert!(last["number"].as_str().unwrap().ends_with("-001-002"));
     // The clock does not bill the terminated subscription again.
-    assert_eq!(tick(&app.pool, &store, Utc::now()).await.unwrap().invoices, 0);
+    assert_eq!(bill(&app, Utc::now()).await.invoices, 0);
 
     // Void a finalized invoice; voiding it again is refused; an unknown invoice is 404.
     let v = app.post(&format!("/api/v1/invoices/{id}/void"), &json!({})).await.expect(200);
@@ -306,11 +316,10 @@ async fn the_clock_bills_each_boundary_once_on_calendar_and_anniversary_billing(
         .await
         .expect(200);
     }
-    let store = PgEventStore::new(app.pool.clone());
     let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
     // Feb 1: the calendar subscription bills Jan 10-31 (22 of 31 days); the anniversary one has no boundary yet.
-    assert_eq!(tick(&app.pool, &store, at("2025-02-01T00:00:05Z")).await.unwrap().invoices, 1);
-    assert_eq!(tick(&app.pool, &store, at("2025-02-01T06:00:00Z")).await.unwrap().invoices, 0);
+    assert_eq!(bill(&app, at("2025-02-01T00:00:05Z")).await.invoices, 1);
+    assert_eq!(bill(&app, at("2025-02-01T06:00:00Z")).await.invoices, 0);
     let cal = app.get("/api/v1/invoices?external_customer_id=c-cal").await.expect(200);
     assert_eq!(cal.body["meta"]["total_count"], 1);
     let inv = &cal.body["invoices"][0];
@@ -319,16 +328,16 @@ async fn the_clock_bills_each_boundary_once_on_calendar_and_anniversary_billing(
     assert_eq!(inv["issuing_date"], "2025-02-03");
     // The clock finalizes (and numbers) a draft once its grace period is over: on Feb 3, not before.
     let cal_id = inv["lago_id"].as_str().unwrap().to_owned();
-    tick(&app.pool, &store, at("2025-02-02T23:00:00Z")).await.unwrap();
+    bill(&app, at("2025-02-02T23:00:00Z")).await;
     assert_eq!(app.get(&format!("/api/v1/invoices/{cal_id}")).await.ok().body["invoice"]["status"], "draft");
-    tick(&app.pool, &store, at("2025-02-03T00:00:01Z")).await.unwrap();
+    bill(&app, at("2025-02-03T00:00:01Z")).await;
     let done = app.get(&format!("/api/v1/invoices/{cal_id}")).await.ok();
     assert_eq!(done.body["invoice"]["status"], "finalized");
     assert!(done.body["invoice"]["number"].as_str().unwrap().ends_with("-001"));
 
     // Feb 10: the anniversary subscription bills Jan 10 - Feb 9 whole; the calendar one was billed already.
-    assert_eq!(tick(&app.pool, &store, at("2025-02-10T00:00:01Z")).await.unwrap().invoices, 1);
-    assert_eq!(tick(&app.pool, &store, at("2025-02-10T00:00:01Z")).await.unwrap().invoices, 0);
+    assert_eq!(bill(&app, at("2025-02-10T00:00:01Z")).await.invoices, 1);
+    assert_eq!(bill(&app, at("2025-02-10T00:00:01Z")).await.invoices, 0);
     let ann = app.get("/api/v1/invoices?external_customer_id=c-ann").await.expect(200);
     assert_eq!(ann.body["meta"]["total_count"], 1);
     assert_eq!(ann.body["invoices"][0]["fees_amount_cents"], 3100);
@@ -340,7 +349,7 @@ async fn the_clock_bills_each_boundary_once_on_calendar_and_anniversary_billing(
     assert!(f.body["invoice"]["number"].as_str().unwrap().ends_with("-001"));
     // Concurrent clocks bill a boundary once.
     let t = at("2025-03-01T00:00:01Z");
-    let (a, b) = tokio::join!(tick(&app.pool, &store, t), tick(&app.pool, &store, t));
+    let (a, b) = tokio::join!(tick(&app.pool, &*app.store, t), tick(&app.pool, &*app.store, t));
     assert_eq!(a.unwrap().invoices + b.unwrap().invoices, 1);
 }
 
@@ -375,9 +384,8 @@ async fn a_once_coupon_is_used_once_across_a_customers_subscriptions_billed_in_o
     )
     .await
     .ok();
-    let store = PgEventStore::new(app.pool.clone());
     let at = "2025-02-01T00:00:01Z".parse::<DateTime<Utc>>().unwrap();
-    assert_eq!(tick(&app.pool, &store, at).await.unwrap().invoices, 2);
+    assert_eq!(bill(&app, at).await.invoices, 2);
     let list = app.get("/api/v1/invoices?external_customer_id=acme").await.expect(200);
     let mut coupons: Vec<i64> =
         list.body["invoices"].as_array().unwrap().iter().map(|i| i["coupons_amount_cents"].as_i64().unwrap()).collect();
@@ -431,8 +439,7 @@ async fn a_plan_paid_in_advance_bills_its_first_period_at_once_then_charges_in_a
     assert_eq!(inv["fees"].as_array().unwrap().len(), 1);
     assert_eq!(inv["fees_amount_cents"], expected);
     // The clock does not bill the start again.
-    let store = PgEventStore::new(app.pool.clone());
-    assert_eq!(tick(&app.pool, &store, now).await.unwrap().invoices, 0);
+    assert_eq!(bill(&app, now).await.invoices, 0);
     // Usage this month, then the boundary: next month's fee in advance, this month's charges in arrears.
     app.post(
         "/api/v1/events",
@@ -441,7 +448,7 @@ async fn a_plan_paid_in_advance_bills_its_first_period_at_once_then_charges_in_a
     .await
     .expect(200);
     let next_month = local_midnight(chrono_tz::Tz::UTC, first_of_month(month_start + Duration::days(32)));
-    assert_eq!(tick(&app.pool, &store, next_month + Duration::seconds(1)).await.unwrap().invoices, 1);
+    assert_eq!(bill(&app, next_month + Duration::seconds(1)).await.invoices, 1);
     let list = app.get("/api/v1/invoices?external_customer_id=acme").await.expect(200);
     let periodic = &list.body["invoices"][0];
     assert_eq!(periodic["billing_periods"][0]["invoicing_reason"], "subscription_periodic");
@@ -479,9 +486,8 @@ async fn charge_minimums_and_the_plan_commitment_are_trued_up() {
     let call = json!({"event": {"transaction_id": "t1", "external_subscription_id": "s", "code": "calls",
                                 "timestamp": "1736942400"}}); // 2025-01-15
     app.post("/api/v1/events", &call).await.expect(200);
-    let store = PgEventStore::new(app.pool.clone());
     let at = "2025-02-01T00:00:01Z".parse::<DateTime<Utc>>().unwrap();
-    assert_eq!(tick(&app.pool, &store, at).await.unwrap().invoices, 1);
+    assert_eq!(bill(&app, at).await.invoices, 1);
     let list = app.get("/api/v1/invoices?external_customer_id=acme").await.expect(200);
     let inv = &list.body["invoices"][0];
     // Fee 10.00; one call 1.00, trued up to the charge's 3.00 minimum (2.00); 13.00 trued up to the 50.00
@@ -499,9 +505,8 @@ async fn charge_minimums_and_the_plan_commitment_are_trued_up() {
     assert_eq!(inv["fees_amount_cents"], 5000);
 }
 
-#[tokio::test]
-async fn estimate_fees_prices_one_more_event_on_a_charge_paid_in_advance() {
-    let app = TestApp::new().await;
+async fn estimate_fees_prices_one_more_event_on_a_charge_paid_in_advance(mode: Mode) {
+    let app = TestApp::in_mode(mode).await;
     app.post("/api/v1/taxes", &json!({"tax": {"name": "VAT", "code": "vat", "rate": "20"}})).await.ok();
     for m in [
         json!({"name": "Credits", "code": "credits", "aggregation_type": "sum_agg", "field_name": "amount"}),
@@ -568,8 +573,7 @@ async fn estimate_fees_prices_one_more_event_on_a_charge_paid_in_advance() {
 
     // The clock bills each event of the charge paid in advance on its own invoice: the first (8 credits) 8.00,
     // then the one the estimate priced, 3.50, as estimated.
-    let store = PgEventStore::new(app.pool.clone());
-    assert_eq!(tick(&app.pool, &store, Utc::now()).await.unwrap().invoices, 1);
+    assert_eq!(bill(&app, Utc::now()).await.invoices, 1);
     app.post(
         "/api/v1/events",
         &json!({"event": {"transaction_id": "t2", "external_subscription_id": "s", "code": "credits",
@@ -577,8 +581,8 @@ async fn estimate_fees_prices_one_more_event_on_a_charge_paid_in_advance() {
     )
     .await
     .expect(200);
-    assert_eq!(tick(&app.pool, &store, Utc::now()).await.unwrap().invoices, 1);
-    assert_eq!(tick(&app.pool, &store, Utc::now()).await.unwrap().invoices, 0, "each event is billed once");
+    assert_eq!(bill(&app, Utc::now()).await.invoices, 1);
+    assert_eq!(bill(&app, Utc::now()).await.invoices, 0, "each event is billed once");
     let list = app.get("/api/v1/invoices?external_customer_id=acme").await.expect(200);
     let amounts: Vec<(i64, i64)> = list.body["invoices"]
         .as_array()
@@ -593,9 +597,8 @@ async fn estimate_fees_prices_one_more_event_on_a_charge_paid_in_advance() {
     assert_eq!(last["status"], "finalized");
 }
 
-#[tokio::test]
-async fn a_draft_is_computed_again_on_refresh_and_on_finalize_with_late_events() {
-    let app = TestApp::new().await;
+async fn a_draft_is_computed_again_on_refresh_and_on_finalize_with_late_events(mode: Mode) {
+    let app = TestApp::in_mode(mode).await;
     app.put("/api/v1/organizations", &json!({"organization": {"billing_configuration": {"invoice_grace_period": 3}}}))
         .await
         .ok();
@@ -622,8 +625,7 @@ async fn a_draft_is_computed_again_on_refresh_and_on_finalize_with_late_events()
     .expect(200);
     let call = |tx: &str, ts: &str| json!({"event": {"transaction_id": tx, "external_subscription_id": "s", "code": "calls", "timestamp": ts}});
     app.post("/api/v1/events", &call("t1", "1736942400")).await.expect(200); // Jan 15
-    let store = PgEventStore::new(app.pool.clone());
-    tick(&app.pool, &store, "2025-02-01T00:00:01Z".parse().unwrap()).await.unwrap();
+    bill(&app, "2025-02-01T00:00:01Z".parse().unwrap()).await;
     let list = app.get("/api/v1/invoices").await.ok();
     let id = list.body["invoices"][0]["lago_id"].as_str().unwrap().to_owned();
     assert_eq!(list.body["invoices"][0]["fees_amount_cents"], 1100);
@@ -647,4 +649,144 @@ async fn a_draft_is_computed_again_on_refresh_and_on_finalize_with_late_events()
     assert_eq!(again.body["invoice"]["fees_amount_cents"], 1300);
     app.put(&format!("/api/v1/invoices/{id}/finalize"), &json!({})).await.expect(404);
     assert_eq!(app.get("/api/v1/invoices").await.ok().body["meta"]["total_count"], 1);
+}
+
+#[tokio::test]
+async fn prorated_charges_bill_each_unit_for_the_days_it_was_there() {
+    let app = TestApp::new().await;
+    let mut ids = Vec::new();
+    for (code, agg, field) in
+        [("gb", "sum_agg", "gb"), ("users", "unique_count_agg", "user"), ("seats", "sum_agg", "n")]
+    {
+        let r = app
+            .post(
+                "/api/v1/billable_metrics",
+                &json!({"billable_metric": {"name": code, "code": code, "aggregation_type": agg, "field_name": field,
+                                        "recurring": true}}),
+            )
+            .await
+            .expect(200);
+        ids.push(r.body["billable_metric"]["lago_id"].as_str().unwrap().to_owned());
+    }
+    app.post(
+        "/api/v1/plans",
+        &json!({"plan": {"name": "Pro", "code": "pro", "interval": "monthly", "amount_cents": 0,
+            "amount_currency": "EUR", "charges": [
+                {"billable_metric_id": ids[0], "charge_model": "standard", "prorated": true,
+                 "properties": {"amount": "3"}},
+                {"billable_metric_id": ids[1], "charge_model": "graduated", "prorated": true,
+                 "properties": {"graduated_ranges": [
+                    {"from_value": 0, "to_value": 1, "per_unit_amount": "10", "flat_amount": "0"},
+                    {"from_value": 2, "to_value": null, "per_unit_amount": "4", "flat_amount": "0"}]}},
+                {"billable_metric_id": ids[2], "charge_model": "standard", "prorated": true, "pay_in_advance": true,
+                 "invoiceable": true, "properties": {"amount": "31"}}]}}),
+    )
+    .await
+    .expect(200);
+    app.post(
+        "/api/v1/subscriptions",
+        &json!({"subscription": {"external_customer_id": "c", "plan_code": "pro", "external_id": "sub-1",
+                                 "billing_time": "calendar", "subscription_at": "2025-01-01T00:00:00Z"}}),
+    )
+    .await
+    .expect(200);
+    let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+    let events = [
+        event("g1", "gb", at("2025-01-10T12:00:00Z"), json!({"gb": 31})),
+        event("g2", "gb", at("2025-02-15T08:00:00Z"), json!({"gb": 28})),
+        event("u1", "users", at("2025-01-01T09:00:00Z"), json!({"user": "a"})),
+        event("u2", "users", at("2025-02-08T09:00:00Z"), json!({"user": "b"})),
+        event("u3", "users", at("2025-02-21T17:00:00Z"), json!({"user": "a", "operation_type": "remove"})),
+    ];
+    app.post("/api/v1/events/batch", &json!({"events": events})).await.expect(200);
+
+    // A seat paid in advance on 22 January is billed at once for the 10 days left of 31: 0.32259 units at 31.00.
+    let seat = event("s1", "seats", at("2025-01-22T00:00:00Z"), json!({"n": 1}));
+    app.post("/api/v1/events", &json!({ "event": seat })).await.expect(200);
+    bill(&app, at("2025-01-22T01:00:00Z")).await;
+    let list = app.get("/api/v1/invoices?external_customer_id=c").await.expect(200);
+    let seat_invoice = &list.body["invoices"][0];
+    assert_eq!(seat_invoice["invoice_type"], "subscription");
+    assert_eq!(seat_invoice["fees"][0]["units"], "0.32259");
+    assert_eq!(seat_invoice["fees_amount_cents"], 1000);
+
+    let fees_of = |inv: &Value, code: &str| {
+        let f = fee(inv, code, None);
+        (f["units"].as_str().unwrap().to_owned(), f["amount_cents"].as_i64().unwrap())
+    };
+    // January: 31 GB for 22 of 31 days = 22 units at 3.00; user a all month: 1 unit in the first tier at 10.00.
+    assert_eq!(bill(&app, at("2025-02-01T00:00:05Z")).await.invoices, 1);
+    let list = app.get("/api/v1/invoices?external_customer_id=c").await.expect(200);
+    let jan = &list.body["invoices"][0];
+    assert_eq!(fees_of(jan, "gb"), ("22".to_owned(), 6600));
+    assert_eq!(fees_of(jan, "users"), ("1".to_owned(), 1000));
+    // February (28 days): the 31 GB carried all month plus 28 GB for 14 days = 45 units (135.00); user a until
+    // its removal on the 21st (21/28) in the first tier (7.50), user b from the 8th (21/28) in the second (3.00).
+    assert_eq!(bill(&app, at("2025-03-01T00:00:05Z")).await.invoices, 1);
+    let list = app.get("/api/v1/invoices?external_customer_id=c").await.expect(200);
+    let feb = &list.body["invoices"][0];
+    assert_eq!(fees_of(feb, "gb"), ("45".to_owned(), 13500));
+    assert_eq!(fees_of(feb, "users"), ("1.5".to_owned(), 1050));
+    assert_eq!(feb["fees_amount_cents"], 14550);
+
+    // Current usage shows the full units beside the prorated amount: 59 GB carried all month, 30 more from today
+    // for the days left (today included).
+    let now = Utc::now();
+    let (today, month_start) = (now.date_naive(), first_of_month(now.date_naive()));
+    let next_month = first_of_month(month_start + Duration::days(32));
+    let (days, left) = ((next_month - month_start).num_days(), (next_month - today).num_days());
+    let late = event("g3", "gb", now, json!({"gb": 30}));
+    app.post("/api/v1/events", &json!({ "event": late })).await.expect(200);
+    let u = app.get("/api/v1/customers/c/current_usage?external_subscription_id=sub-1").await.expect(200);
+    let gb = u.body["customer_usage"]["charges_usage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["billable_metric"]["code"] == "gb")
+        .unwrap()
+        .clone();
+    assert_eq!(gb["units"], "89");
+    // (59 + 30 × left / days) × 3.00, in cents, rounded half up.
+    let expected = (59 * days * 300 + 30 * left * 300 + days / 2) / days;
+    assert_eq!(gb["amount_cents"], expected);
+}
+
+#[tokio::test]
+async fn a_preview_with_a_plan_code_shows_the_first_invoice_of_a_new_subscription() {
+    let app = TestApp::new().await;
+    for (code, in_advance) in [("upfront", true), ("arrears", false)] {
+        app.post(
+            "/api/v1/plans",
+            &json!({"plan": {"name": code, "code": code, "interval": "monthly", "amount_cents": 3100,
+                             "amount_currency": "EUR", "pay_in_advance": in_advance}}),
+        )
+        .await
+        .expect(200);
+    }
+    app.post("/api/v1/customers", &json!({"customer": {"external_id": "p", "currency": "EUR"}})).await.expect(200);
+    let preview = |plan: &str, billing_time: &str| {
+        json!({"customer": {"external_id": "p"}, "plan_code": plan, "billing_time": billing_time,
+               "subscription_at": "2025-03-10T00:00:00Z"})
+    };
+    // Paid in advance on calendar billing: 10 to 31 March at once, 22 of 31 days.
+    let r = app.post("/api/v1/invoices/preview", &preview("upfront", "calendar")).await.expect(200);
+    let inv = &r.body["invoice"];
+    assert_eq!(inv["fees_amount_cents"], 2200);
+    assert_eq!(inv["billing_periods"][0]["invoicing_reason"], "subscription_starting");
+    // In arrears: the end of the first period; anniversary billing makes it a whole month.
+    let r = app.post("/api/v1/invoices/preview", &preview("arrears", "anniversary")).await.expect(200);
+    assert_eq!(r.body["invoice"]["fees_amount_cents"], 3100);
+    assert_eq!(r.body["invoice"]["billing_periods"][0]["charges_to_datetime"], "2025-04-09T23:59:59Z");
+    let r = app.post("/api/v1/invoices/preview", &preview("arrears", "calendar")).await.expect(200);
+    assert_eq!(r.body["invoice"]["fees_amount_cents"], 2200);
+    // Lago's errors; nothing was stored.
+    let r = app.post("/api/v1/invoices/preview", &preview("nope", "calendar")).await.expect(404);
+    assert_eq!(r.body["code"], "plan_not_found");
+    let r = app.post("/api/v1/invoices/preview", &preview("arrears", "weekly")).await.expect(422);
+    assert_eq!(r.body["error_details"]["billing_time"][0], "value_is_invalid");
+    assert_eq!(app.get("/api/v1/invoices").await.expect(200).body["meta"]["total_count"], 0);
+    assert_eq!(
+        app.get("/api/v1/subscriptions?external_customer_id=p").await.expect(200).body["meta"]["total_count"],
+        0
+    );
 }

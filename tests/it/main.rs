@@ -8,6 +8,7 @@ mod billable_metrics;
 mod binary;
 mod catalog_rules;
 mod coupons;
+mod credit_notes;
 mod customers;
 mod event_store;
 mod events;

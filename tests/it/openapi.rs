@@ -77,6 +77,8 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
     ("eventEstimateFees", "post", "/events/estimate_fees"),
     ("invoicePreview", "post", "/invoices/preview"),
     ("createInvoice", "post", "/invoices"),
+    ("findAllCreditNotes", "get", "/credit_notes"),
+    ("findCreditNote", "get", "/credit_notes/{lago_id}"),
     ("findAllCustomerPastUsage", "get", "/customers/{external_customer_id}/past_usage"),
     ("createWebhookEndpoint", "post", "/webhook_endpoints"),
     ("findAllWebhookEndpoints", "get", "/webhook_endpoints"),
@@ -329,6 +331,33 @@ async fn exercise_invoices(app: &TestApp) {
         json!({"customer": {"external_id": "billed-customer"}, "subscriptions": {"external_ids": ["instant-sub"]}});
     app.post("/api/v1/invoices/preview", &preview).await.ok();
     exercise_one_off(app).await;
+    exercise_credit_notes(app).await;
+}
+
+/// Credit notes: terminating a plan paid in advance gives its unused days back.
+async fn exercise_credit_notes(app: &TestApp) {
+    // No grace period for this customer (the organization has one): the year is invoiced, final, at once.
+    let customer =
+        json!({"customer": {"external_id": "upfront-customer", "billing_configuration": {"invoice_grace_period": 0}}});
+    app.post("/api/v1/customers", &customer).await.ok();
+    app.post(
+        "/api/v1/plans",
+        &json!({"plan": {"name": "Upfront", "code": "upfront", "interval": "yearly", "amount_cents": 36500,
+                         "amount_currency": "EUR", "pay_in_advance": true}}),
+    )
+    .await
+    .ok();
+    app.post(
+        "/api/v1/subscriptions",
+        &json!({"subscription": {"external_customer_id": "upfront-customer", "plan_code": "upfront",
+                                 "external_id": "upfront-sub", "billing_time": "anniversary"}}),
+    )
+    .await
+    .ok();
+    app.delete("/api/v1/subscriptions/upfront-sub").await.ok();
+    let notes = app.get("/api/v1/credit_notes?external_customer_id=upfront-customer").await.ok();
+    let id = notes.body["credit_notes"][0]["lago_id"].as_str().expect("a credit note").to_owned();
+    app.get(&format!("/api/v1/credit_notes/{id}")).await.ok();
 }
 
 /// One-off invoices: an add-on billed to the customer above.

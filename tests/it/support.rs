@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aggregate::EventStore;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, header};
@@ -90,6 +91,8 @@ pub struct TestApp {
     /// The API key of the test's organization.
     pub key: String,
     pub scale: Option<ScaleParts>,
+    /// The mode's event store, as billing reads it (the clock takes it).
+    pub store: Arc<dyn EventStore>,
     /// Dropped last: drops the test's database.
     _db: TestDatabase,
 }
@@ -149,8 +152,9 @@ impl TestApp {
                 (AppState::scale(pool.clone(), settings, &scale), Some(parts))
             }
         };
+        let store = state.ingest.store.clone();
         let router = app(state);
-        TestApp { pool, router, key, scale, _db: db }
+        TestApp { pool, router, key, scale, store, _db: db }
     }
 
     /// The URL of the test's own database (for a `billstream` process working on it).
@@ -209,8 +213,9 @@ impl TestApp {
 
     /// A raw request: any method, any body bytes, any (or no) key.
     pub async fn raw(&self, method: &str, path: &str, key: Option<&str>, body: Vec<u8>) -> Resp {
-        if method == "GET" && path.starts_with("/api/v1/events") {
-            // Event reads see what the sink has written: in scale mode, wait for it first.
+        if !(method == "POST" && path.starts_with("/api/v1/events")) || path.starts_with("/api/v1/events/estimate") {
+            // Reads (events, usage, billing on termination) see what the sink has written: in scale mode, wait for
+            // it first. Posting events does not wait, so a test can post while the sink is behind.
             self.settle().await;
         }
         let mut req = Request::builder().method(method).uri(path).header(header::CONTENT_TYPE, "application/json");

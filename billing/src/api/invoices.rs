@@ -322,12 +322,12 @@ pub(super) async fn render(conn: &mut sqlx::PgConnection, org: Uuid, i: &Invoice
                 lago_id: c.id,
                 amount_cents: c.amount_cents,
                 amount_currency: c.amount_currency.clone(),
-                before_taxes: true,
+                before_taxes: c.before_taxes,
                 item: CreditItem {
-                    lago_item_id: c.applied_coupon_id,
-                    kind: "coupon".into(),
-                    code: c.coupon_code.clone(),
-                    name: c.coupon_name.clone(),
+                    lago_item_id: c.item_id,
+                    kind: c.item_type.clone(),
+                    code: c.item_code.clone(),
+                    name: c.item_name.clone(),
                 },
                 invoice: CreditInvoice { lago_id: r.id, payment_status: r.payment_status.clone() },
             })
@@ -375,8 +375,8 @@ async fn current_usage(
 
 fn filter_usage(f: &FeeDraft) -> FilterUsageObject {
     FilterUsageObject {
-        units: dec(f.units),
-        total_aggregated_units: dec(f.units),
+        units: dec(f.usage_units.unwrap_or(f.units)),
+        total_aggregated_units: dec(f.usage_units.unwrap_or(f.units)),
         amount_cents: f.amount_cents,
         events_count: f.events_count.unwrap_or(0),
         invoice_display_name: f.item_filter_invoice_display_name.clone(),
@@ -399,7 +399,7 @@ pub(super) fn charges_usage(fees: &[FeeDraft], currency: &str) -> Vec<ChargeUsag
         .filter_map(|charge| {
             let mine: Vec<&FeeDraft> = fees.iter().filter(|f| f.charge_id == Some(charge)).collect();
             let first = *mine.first()?;
-            let units: Decimal = mine.iter().map(|f| f.units).sum();
+            let units: Decimal = mine.iter().map(|f| f.usage_units.unwrap_or(f.units)).sum();
             let grouped = !first.grouped_by.is_empty();
             let mut groups: Vec<GroupedUsageObject> = Vec::new();
             if grouped {
@@ -413,8 +413,8 @@ pub(super) fn charges_usage(fees: &[FeeDraft], currency: &str) -> Vec<ChargeUsag
                         None => groups.push(GroupedUsageObject {
                             amount_cents: f.amount_cents,
                             events_count: f.events_count.unwrap_or(0),
-                            units: dec(f.units),
-                            total_aggregated_units: dec(f.units),
+                            units: dec(f.usage_units.unwrap_or(f.units)),
+                            total_aggregated_units: dec(f.usage_units.unwrap_or(f.units)),
                             grouped_by: f.grouped_by.clone(),
                             filters: if f.filters.is_some() { vec![filter_usage(f)] } else { Vec::new() },
                         }),

@@ -4,6 +4,7 @@
 mod add_ons;
 mod billable_metrics;
 mod coupons;
+mod credit_notes;
 mod customers;
 mod estimates;
 mod invoices;
@@ -51,5 +52,6 @@ pub fn routes() -> Router<ApiState> {
         .merge(preview::routes())
         .merge(one_off_invoices::routes())
         .merge(past_usage::routes())
+        .merge(credit_notes::routes())
         .merge(webhooks::routes())
 }

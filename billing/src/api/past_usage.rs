@@ -42,6 +42,7 @@ fn as_draft(f: &ChargeFee) -> FeeDraft {
         amount_cents: f.amount_cents,
         precise_amount_cents: Decimal::from(f.amount_cents),
         units: f.units,
+        usage_units: None,
         events_count: f.events_count,
         unit_amount_cents: 0,
         precise_unit_amount: Decimal::ZERO,

@@ -1,5 +1,6 @@
 //! `POST /api/v1/invoices/preview`: the invoice a customer's active subscriptions would get at the end of their
-//! current period, with the usage so far; stored nowhere. Its fees have no id, and the invoice the nil id (Lago
+//! current period, with the usage so far, or (with `plan_code`) the first invoice of a new subscription to that
+//! plan; stored nowhere. Its fees have no id, and the invoice the nil id (Lago
 //! renders null there, which its spec forbids).
 
 use axum::extract::State;
@@ -12,7 +13,7 @@ use serde_json::Value;
 
 use super::ApiState;
 use crate::Error;
-use crate::invoicer::preview::{preview, subscriptions_of};
+use crate::invoicer::preview::{new_subscription, preview, subscriptions_of};
 
 pub fn routes() -> Router<ApiState> {
     Router::new().route("/api/v1/invoices/preview", post(invoice_preview))
@@ -43,7 +44,31 @@ async fn invoice_preview(
     let found = crate::store::customers::find_in(&mut conn, org, external_customer_id, false)
         .await?
         .ok_or(ApiError::NotFound("customer"))?;
-    let subs = subscriptions_of(&state.pool, org, found.id, &external_ids).await?;
+    let subs = match body.get("plan_code").and_then(Value::as_str) {
+        // A new subscription to this plan, stored nowhere (Lago's preview of a subscription to come).
+        Some(plan_code) => {
+            let billing_time = match body.get("billing_time").and_then(Value::as_str) {
+                None => "calendar",
+                Some(t @ ("calendar" | "anniversary")) => t,
+                Some(_) => {
+                    let mut e = schemas::ValidationErrors::default();
+                    e.add("billing_time", "value_is_invalid");
+                    return Err(ApiError::Validation(e));
+                }
+            };
+            let at = match body.get("subscription_at").and_then(Value::as_str) {
+                None => state.clock.now(),
+                Some(text) => chrono::DateTime::parse_from_rfc3339(text).map(|t| t.to_utc()).map_err(|_| {
+                    let mut e = schemas::ValidationErrors::default();
+                    e.add("subscription_at", "invalid_date");
+                    ApiError::Validation(e)
+                })?,
+            };
+            let sub = new_subscription(&state.pool, org, found.id, plan_code, billing_time, at).await?;
+            vec![sub.ok_or(ApiError::NotFound("plan"))?]
+        }
+        None => subscriptions_of(&state.pool, org, found.id, &external_ids).await?,
+    };
     if subs.is_empty() {
         return Err(ApiError::NotFound("subscription"));
     }

@@ -74,6 +74,8 @@ pub struct Usage {
     pub units: Decimal,
     /// Units without proration, for prorated charges.
     pub full_units: Option<Decimal>,
+    /// Each contribution's `(full, prorated)` units in time order, for a prorated graduated charge.
+    pub prorated_events: Option<Vec<(Decimal, Decimal)>>,
     pub events_count: u64,
     /// Each event's value in time order, for the percentage model's free units and per-transaction bounds (for a
     /// count, each event is worth 1).
@@ -151,7 +153,10 @@ impl ChargeModel {
                 Priced { amount: total, unit_amount: ratio(total, per_unit_base) }
             }
             ChargeModel::Graduated { ranges } => {
-                let total = graduated(ranges, units);
+                let total = match &usage.prorated_events {
+                    Some(events) => prorated_graduated(ranges, events),
+                    None => graduated(ranges, units),
+                };
                 Priced { amount: total, unit_amount: ratio(total, per_unit_base) }
             }
             ChargeModel::Volume { ranges } => {
@@ -267,6 +272,46 @@ fn graduated(ranges: &[GraduatedRange], total: Decimal) -> Decimal {
             units * r.per_unit_amount + r.flat_amount
         })
         .sum()
+}
+
+/// Where each tier starts, as a cumulative unit count: a tier holds the units in `(start, to]`.
+fn tier_starts(ranges: &[GraduatedRange]) -> Vec<Decimal> {
+    let adjacent = ranges.len() >= 2 && ranges.windows(2).all(|w| Some(w[1].from) == Some(w[0].to.unwrap_or_default()));
+    ranges.iter().map(|r| if r.from.is_zero() || adjacent { r.from } else { r.from - Decimal::ONE }).collect()
+}
+
+/// A prorated graduated price: the tier of each unit follows the running count of full units, and each unit is
+/// paid at its tier's price times the share of the period its event covered. Removals lower the running count and
+/// cost nothing. Flat fees are due for every tier the highest running count reached.
+fn prorated_graduated(ranges: &[GraduatedRange], events: &[(Decimal, Decimal)]) -> Decimal {
+    let starts = tier_starts(ranges);
+    let mut running = Decimal::ZERO;
+    let mut highest = Decimal::ZERO;
+    let mut amount = Decimal::ZERO;
+    for &(full, prorated) in events {
+        if full <= Decimal::ZERO {
+            // A removal (or a decrease) frees units; one whose add was never counted cannot go below zero.
+            running = (running + full).max(Decimal::ZERO);
+            continue;
+        }
+        if prorated.is_zero() {
+            // Added and gone before the period: it holds no place in the tiers.
+            continue;
+        }
+        let share = prorated / full;
+        let (low, high) = (running, running + full);
+        for (r, start) in ranges.iter().zip(&starts) {
+            let top = r.to.unwrap_or(high).min(high);
+            let bottom = low.max(*start);
+            if top > bottom {
+                amount += (top - bottom) * share * r.per_unit_amount;
+            }
+        }
+        running = high;
+        highest = highest.max(running);
+    }
+    let flats: Decimal = reached(ranges, |r| r.to, highest).map(|r| r.flat_amount).sum();
+    amount.max(Decimal::ZERO) + flats
 }
 
 fn graduated_percentage(ranges: &[PercentageRange], total: Decimal) -> Decimal {
@@ -429,6 +474,26 @@ mod tests {
         }
         assert_eq!(m.price(&usage("10")).unwrap().unit_amount, d("10.2"));
         assert_eq!(m.price(&usage("0")).unwrap().unit_amount, d("0"));
+    }
+
+    #[test]
+    fn prorated_graduated_prices_each_unit_at_its_tier_and_its_events_share() {
+        let m = plus_one_tiers();
+        let prorated = |events: &[(&str, &str)]| Usage {
+            prorated_events: Some(events.iter().map(|(f, p)| (d(f), d(p))).collect()),
+            ..usage("0")
+        };
+        // 8 units all month (8 × 10), then 6 more for half of it: 2 in tier 1 (2 × 0.5 × 10), 4 in tier 2
+        // (4 × 0.5 × 5); flats of tiers 1 and 2.
+        assert_eq!(amount(&m, &prorated(&[("8", "8"), ("6", "3")])), d("80") + d("10") + d("10") + d("5"));
+        // A removal frees its place: the next add starts in tier 1 again.
+        assert_eq!(amount(&m, &prorated(&[("10", "5"), ("-4", "0"), ("4", "2")])), d("50") + d("20") + d("2"));
+        // Added and gone before the period: no place, no price; nothing at all still owes the first flat fee.
+        assert_eq!(amount(&m, &prorated(&[("1", "0"), ("-1", "0")])), d("2"));
+        // One event across all three tiers, for a third of the period: 25 units.
+        let third = d("25") / d("3");
+        let expected = (d("10") * d("10") + d("10") * d("5") + d("5") * d("5")) / d("3") + d("8");
+        assert_eq!(amount(&m, &prorated(&[("25", &third.to_string())])).round_dp(10), expected.round_dp(10));
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod billable_metric;
 pub mod charge;
 pub mod charge_models;
 pub mod coupon;
+pub mod credit_note;
 pub mod customer;
 pub mod expression;
 pub mod invoice_totals;

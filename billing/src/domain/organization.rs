@@ -235,3 +235,26 @@ mod tests {
         assert!(!is_url("example.com"));
     }
 }
+
+/// The code of an organization's default billing entity, as Lago derives it from the name: lowercase, every run of
+/// other characters than ASCII letters and digits made one `_`, none at the ends.
+pub fn billing_entity_code(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_end_matches('_').to_owned()
+}
+
+#[cfg(test)]
+mod billing_entity_tests {
+    #[test]
+    fn billing_entity_codes_are_the_parameterized_name() {
+        assert_eq!(super::billing_entity_code("Acme Corp."), "acme_corp");
+        assert_eq!(super::billing_entity_code("  Hooli -- EU "), "hooli_eu");
+    }
+}

@@ -12,11 +12,13 @@ use serde_json::Value;
 use aggregate::EventStore;
 use aggregate::ScanFilter;
 use aggregate::jobs::JobSpec;
-use aggregate::semantics::{AggregationType, filters_of, group_of, property_text, value_of};
+use aggregate::semantics::{AggregationType, Window, filters_of, group_of, property_text, value_of};
 
 use super::usage::{self, FeeDraft};
 use super::{Context, contexts};
 use crate::domain::charge_models::Usage;
+use crate::store::billable_metrics::Metric;
+use crate::store::plans::Charge;
 use crate::store::subscriptions;
 use crate::{Error, Result};
 
@@ -57,6 +59,7 @@ fn event_fee(
         amount_cents: ctx.currency.to_cents(amount),
         precise_amount_cents: ctx.currency.to_precise_cents(amount),
         units: delta,
+        usage_units: None,
         events_count: Some(1),
         unit_amount_cents: ctx.currency.to_unit_cents(unit),
         precise_unit_amount: unit,
@@ -94,6 +97,24 @@ impl From<Error> for EstimateError {
     fn from(e: Error) -> Self {
         EstimateError::Other(e)
     }
+}
+
+/// The units an event paid in advance is billed for: on a prorated charge (Lago allows the standard model only),
+/// its value for the share of the period left from its time on, rounded up to five places as Lago does.
+fn billed_units(
+    ctx: &Context,
+    charge: &Charge,
+    metric: &Metric,
+    delta: Decimal,
+    at: DateTime<Utc>,
+    window: Window,
+) -> Decimal {
+    if !usage::is_prorated(charge, metric) || window.duration_days == 0 {
+        return delta;
+    }
+    let days = aggregate::prorated::date_diff_days(at, window.to, ctx.tz);
+    (delta * Decimal::from(days) / Decimal::from(window.duration_days))
+        .round_dp_with_strategy(5, rust_decimal::RoundingStrategy::ToPositiveInfinity)
 }
 
 /// The fees `event` would create now on the active subscription `external_subscription_id`.
@@ -155,8 +176,9 @@ pub async fn estimate(
             };
             model.price(&u).map(|p| p.amount).map_err(|e| Error::Internal(format!("charge {}: {e}", charge.id)))
         };
-        let amount = price(before + delta)? - price(before)?;
-        fees.push(event_fee(&ctx, charge, &metric, &job, bucket, &group, amount, delta, window));
+        let units = billed_units(&ctx, charge, &metric, delta, now, window);
+        let amount = price(before + units)? - price(before)?;
+        fees.push(event_fee(&ctx, charge, &metric, &job, bucket, &group, amount, units, window));
     }
     Ok((ctx.currency, fees))
 }
@@ -309,8 +331,9 @@ async fn bill_subscription_events(
                 };
                 model.price(&u).map(|p| p.amount).map_err(|err| Error::Internal(format!("charge {}: {err}", charge.id)))
             };
-            let amount = (price(before + delta)? - price(before)?).max(Decimal::ZERO);
-            let fee = event_fee(ctx, charge, metric, &job, bucket, &group, amount, delta, window);
+            let units = billed_units(ctx, charge, metric, delta, e.timestamp, window);
+            let amount = (price(before + units)? - price(before)?).max(Decimal::ZERO);
+            let fee = event_fee(ctx, charge, metric, &job, bucket, &group, amount, units, window);
             match per_event.iter_mut().find(|(tx, _, _)| *tx == e.transaction_id) {
                 Some((_, _, fees)) => fees.push(fee),
                 None => per_event.push((e.transaction_id.clone(), e.timestamp, vec![fee])),

@@ -6,6 +6,7 @@
 //!
 //! The same computation, stored nowhere, serves the current usage of a subscription.
 
+pub mod credit_notes;
 pub mod in_advance;
 pub mod preview;
 pub mod refresh;
@@ -169,6 +170,7 @@ impl Context {
             amount_cents: cents,
             precise_amount_cents: precise,
             units: Decimal::ONE,
+            usage_units: None,
             events_count: None,
             unit_amount_cents: cents,
             precise_unit_amount: precise / self.currency.subunits(),
@@ -298,7 +300,8 @@ fn charges_window(b: &Boundaries) -> Window {
     Window { from: b.charges.0, to: b.charges.1, duration_days: b.charges_period_days }
 }
 
-/// For each due invoice, whether its period is still unbilled (a starting invoice: whether none exists).
+/// For each due invoice, whether its period is still unbilled (a starting invoice: whether none exists). Invoices
+/// of charges paid in advance bill events, not the period: they do not count.
 async fn unbilled(conn: &mut PgConnection, due: &[(Context, Reason, Boundaries)]) -> Result<Vec<bool>> {
     let subs: Vec<Uuid> = due.iter().map(|d| d.0.sub.id).collect();
     let starts: Vec<DateTime<Utc>> = due.iter().map(|d| d.2.charges.0).collect();
@@ -307,7 +310,7 @@ async fn unbilled(conn: &mut PgConnection, due: &[(Context, Reason, Boundaries)]
         "SELECT d.n FROM unnest($1::uuid[], $2::timestamptz[], $3::bool[]) WITH ORDINALITY AS d(id, start, starting, n)
          WHERE EXISTS (SELECT 1 FROM invoice_subscriptions i WHERE i.subscription_id = d.id
                        AND CASE WHEN d.starting THEN i.invoicing_reason = 'subscription_starting'
-                                ELSE i.invoicing_reason <> 'subscription_starting'
+                                ELSE i.invoicing_reason IN ('subscription_periodic', 'subscription_terminating')
                                      AND i.charges_from_datetime = d.start END)",
     )
     .bind(&subs)
@@ -500,6 +503,12 @@ pub async fn bill_changes(
             _ => continue,
         };
         drop(conn);
+        if reason == Reason::Terminating {
+            // The unused part of a period paid in advance comes back first, so the final invoice can use it.
+            if let Err(e) = credit_notes::issue_for_termination(pool, org, id).await {
+                tracing::warn!(subscription_id = %id, error = %e, "credit note deferred to the billing clock");
+            }
+        }
         if let Err(e) = issue(pool, events, org, id, reason, at).await {
             tracing::warn!(subscription_id = %id, error = %e, "invoice deferred to the billing clock");
         }

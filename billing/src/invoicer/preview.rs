@@ -37,24 +37,35 @@ pub async fn preview(
     let mut periods = Vec::new();
     let mut timestamp = now;
     for ctx in &ctxs {
-        // The boundary that ends the current period: the first instant of the next one.
-        let end = ctx.current_window(now).to + chrono::Duration::microseconds(1);
-        let Some(b) = ctx.boundaries(Reason::Periodic, end) else { continue };
+        // A new subscription to a plan paid in advance is invoiced its first period when it starts; otherwise the
+        // invoice comes at the boundary that ends the current period (the first instant of the next one).
+        let new = ctx.sub.status == NEW;
+        let starting = new && ctx.plan.row.pay_in_advance;
+        // A new subscription's next invoice ends its first period.
+        let reference = if new { ctx.sub.subscription_at } else { now };
+        let (reason, at) = if starting {
+            (Reason::Starting, ctx.sub.subscription_at)
+        } else {
+            (Reason::Periodic, ctx.current_window(reference).to + chrono::Duration::microseconds(1))
+        };
+        let Some(b) = ctx.boundaries(reason, at) else { continue };
         timestamp = b.timestamp;
         let window = super::charges_window(&b);
         let mut mine: Vec<usage::FeeDraft> = ctx.subscription_fee(&b).into_iter().collect();
-        mine.extend(
-            usage::charge_fees(events, &[ctx], &[window], |c| !c.attrs.pay_in_advance)
-                .await?
-                .remove(&ctx.sub.id)
-                .unwrap_or_default(),
-        );
-        ctx.true_ups(&b, &mut mine);
+        if !starting {
+            mine.extend(
+                usage::charge_fees(events, &[ctx], &[window], |c| !c.attrs.pay_in_advance)
+                    .await?
+                    .remove(&ctx.sub.id)
+                    .unwrap_or_default(),
+            );
+            ctx.true_ups(&b, &mut mine);
+        }
         periods.push(PeriodRow {
             subscription_id: ctx.sub.id,
             external_subscription_id: ctx.sub.external_id.clone(),
             plan_id: ctx.plan.row.id,
-            invoicing_reason: Reason::Periodic.as_str().into(),
+            invoicing_reason: reason.as_str().into(),
             from_datetime: b.fee.map(|f| f.0),
             to_datetime: b.fee.map(|f| f.1),
             charges_from_datetime: b.charges.0,
@@ -186,9 +197,11 @@ pub async fn preview(
                     .unwrap_or_default();
                 CreditRow {
                     id: Uuid::new_v4(),
-                    applied_coupon_id: c.coupon,
-                    coupon_code: code,
-                    coupon_name: name,
+                    item_id: c.coupon,
+                    item_type: "coupon".into(),
+                    item_code: code,
+                    item_name: name,
+                    before_taxes: true,
                     amount_cents: c.amount_cents,
                     amount_currency: first.currency.code.into(),
                 }
@@ -196,6 +209,61 @@ pub async fn preview(
             .collect(),
         periods,
     })
+}
+
+/// The status of a subscription that exists only for a preview.
+const NEW: &str = "preview";
+
+/// A subscription of `customer` to plan `plan_code` that is stored nowhere: Lago's preview of a new subscription.
+/// `None` when the organization has no such plan.
+pub async fn new_subscription(
+    pool: &sqlx::PgPool,
+    org: Uuid,
+    customer: Uuid,
+    plan_code: &str,
+    billing_time: &str,
+    subscription_at: DateTime<Utc>,
+) -> Result<Option<Subscription>> {
+    let mut conn = pool.acquire().await?;
+    let Some(plan) = crate::store::plans::find_row(&mut conn, org, plan_code, false).await? else { return Ok(None) };
+    let (external_customer_id, timezone): (String, String) = sqlx::query_as(
+        "SELECT c.external_id, coalesce(c.timezone, o.timezone) FROM customers c
+         JOIN organizations o ON o.id = c.organization_id WHERE c.id = $1",
+    )
+    .bind(customer)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Some(Subscription {
+        id: Uuid::new_v4(),
+        organization_id: org,
+        customer_id: customer,
+        plan_id: plan.id,
+        external_id: String::new(),
+        name: None,
+        status: NEW.into(),
+        billing_time: billing_time.into(),
+        subscription_at,
+        started_at: Some(subscription_at),
+        ending_at: None,
+        terminated_at: None,
+        canceled_at: None,
+        previous_subscription_id: None,
+        activates_at: None,
+        on_termination_credit_note: None,
+        on_termination_invoice: "generate".into(),
+        created_at: subscription_at,
+        external_customer_id,
+        timezone,
+        plan_code: plan.code.clone(),
+        plan_amount_cents: plan.amount_cents,
+        plan_amount_currency: plan.amount_currency.clone(),
+        plan_interval: plan.interval.clone(),
+        plan_bill_charges_monthly: plan.bill_charges_monthly,
+        plan_trial_period: plan.trial_period,
+        previous_plan_code: None,
+        next_plan_code: None,
+        next_activates_at: None,
+    }))
 }
 
 /// The customer's active subscriptions among `external_ids` (all of them when empty).

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use aggregate::EventStore;
 use aggregate::details::{BucketDetail, BucketKey};
 use aggregate::jobs::{JobSpec, SubscriptionTotal};
+use aggregate::prorated::Prorated;
 use aggregate::semantics::{AggregationType, ChargeFilter, Group, MetricSpec, RoundingFunction, Window};
 
 use super::Context;
@@ -41,6 +42,9 @@ pub struct FeeDraft {
     pub amount_cents: i64,
     pub precise_amount_cents: Decimal,
     pub units: Decimal,
+    /// The units current usage shows, where they differ from the billed ones: a prorated charge shows its full units
+    /// beside its prorated amount, as Lago does.
+    pub usage_units: Option<Decimal>,
     pub events_count: Option<i64>,
     pub unit_amount_cents: i64,
     pub precise_unit_amount: Decimal,
@@ -140,6 +144,13 @@ pub(super) fn models_of(charge: &Charge) -> Result<(ChargeModel, Vec<ChargeModel
     Ok((own, filters))
 }
 
+/// Whether `charge` bills prorated units: Lago prorates recurring sums and unique counts when the charge says so.
+pub(super) fn is_prorated(charge: &Charge, metric: &Metric) -> bool {
+    charge.attrs.prorated
+        && metric.attrs.recurring
+        && matches!(metric.attrs.aggregation_type.as_deref(), Some("sum_agg" | "unique_count_agg"))
+}
+
 /// The aggregation job of `charge` for these subscriptions over `window`.
 pub(super) fn job(
     ctx: &Context,
@@ -168,6 +179,7 @@ fn price(
     metric: &Metric,
     totals: &[&SubscriptionTotal],
     details: Option<&HashMap<BucketKey, BucketDetail>>,
+    prorated: Option<&HashMap<BucketKey, Prorated>>,
     window: Window,
 ) -> Result<Vec<FeeDraft>> {
     let keys = grouped_by(&charge.attrs.properties);
@@ -179,17 +191,26 @@ fn price(
             continue;
         }
         let model = t.filter.and_then(|i| by_filter.get(i)).unwrap_or(&own);
+        let key = (t.external_subscription_id.clone(), t.filter, t.group.clone());
         let mut usage = Usage {
             units: t.total.units,
             full_units: None,
+            prorated_events: None,
             events_count: t.total.count,
             event_values: Vec::new(),
             precise_total_amount_cents: Decimal::ZERO,
             subunit_to_unit: ctx.currency.subunits(),
         };
-        if let Some(d) = details.and_then(|d| d.get(&(t.external_subscription_id.clone(), t.filter, t.group.clone()))) {
+        if let Some(d) = details.and_then(|d| d.get(&key)) {
             usage.event_values = d.values.clone();
             usage.precise_total_amount_cents = d.precise_total_amount_cents;
+        }
+        if let Some(prorated) = prorated {
+            // A prorated charge prices the prorated units; the full ones choose a volume tier.
+            let p = prorated.get(&key).cloned().unwrap_or_default();
+            usage.units = p.units;
+            usage.full_units = Some(p.full_units);
+            usage.prorated_events = Some(p.per_event);
         }
         let amount = invoicing::charge_amount(model, &usage, ctx.currency)
             .map_err(|e| Error::Internal(format!("charge {}: {e}", charge.id)))?;
@@ -214,7 +235,8 @@ fn price(
             grouped_by: group_object(&keys, &t.group),
             amount_cents: amount.amount_cents,
             precise_amount_cents: amount.precise_amount_cents,
-            units: t.total.units,
+            units: usage.units,
+            usage_units: usage.full_units,
             events_count: i64::try_from(t.total.count).ok(),
             unit_amount_cents: amount.unit_amount_cents,
             precise_unit_amount: amount.precise_unit_amount,
@@ -274,6 +296,29 @@ pub async fn charge_fees(
                 } else {
                     None
                 };
+                let prorated = if is_prorated(charge, metric) {
+                    // Days are counted in each customer's timezone: one pass per timezone of the group.
+                    let mut by_tz: BTreeMap<String, (chrono_tz::Tz, Vec<String>)> = BTreeMap::new();
+                    for &i in &members {
+                        let ctx = ctxs[i];
+                        by_tz
+                            .entry(ctx.tz.name().to_owned())
+                            .or_insert((ctx.tz, Vec::new()))
+                            .1
+                            .push(ctx.sub.external_id.clone());
+                    }
+                    let mut all = HashMap::new();
+                    for (tz, subscriptions) in by_tz.into_values() {
+                        let part = JobSpec { subscriptions, ..job.clone() };
+                        let totals = aggregate::prorated::run(events, &part, tz)
+                            .await
+                            .map_err(|e| Error::Internal(e.to_string()))?;
+                        all.extend(totals);
+                    }
+                    Some(all)
+                } else {
+                    None
+                };
                 let mut by_sub: HashMap<&str, Vec<&SubscriptionTotal>> = HashMap::new();
                 for t in &totals {
                     by_sub.entry(t.external_subscription_id.as_str()).or_default().push(t);
@@ -281,7 +326,7 @@ pub async fn charge_fees(
                 for &i in &members {
                     let ctx = ctxs[i];
                     let mine = by_sub.get(ctx.sub.external_id.as_str()).map(Vec::as_slice).unwrap_or_default();
-                    let fees = price(ctx, charge, metric, mine, details.as_ref(), window)?;
+                    let fees = price(ctx, charge, metric, mine, details.as_ref(), prorated.as_ref(), window)?;
                     out.entry(ctx.sub.id).or_default().extend(fees);
                 }
             }

@@ -74,6 +74,8 @@ pub async fn write_in(tx: &mut PgConnection, batch: Vec<Pending<'_>>, ids: Vec<U
     let customers: Vec<Uuid> =
         chosen.iter().map(|(_, p)| p.ctx.customer.id).collect::<BTreeSet<_>>().into_iter().collect();
     let mut coupons = active_coupons(&mut *tx, &customers).await?;
+    let customers_with_notes = crate::store::credit_notes::customers_with_balance(&mut *tx, &customers).await?;
+    let mut finalized_with_notes = Vec::new();
     let mut numbers = Numbers::load(&mut *tx, &orgs, &customers).await?;
     let mut rows = Rows::default();
     let mut coupon_updates: HashMap<Uuid, (Option<u32>, bool)> = HashMap::new();
@@ -117,6 +119,9 @@ pub async fn write_in(tx: &mut PgConnection, batch: Vec<Pending<'_>>, ids: Vec<U
             ("finalized", Some(seq), Some(org_seq), invoicing::invoice_number(prefix, numbering))
         };
         let t = computed.totals;
+        if status == "finalized" && customers_with_notes.contains(&ctx.customer.id) {
+            finalized_with_notes.push(id);
+        }
         rows.invoices.push(InvoiceRow {
             id,
             org: ctx.sub.organization_id,
@@ -135,6 +140,7 @@ pub async fn write_in(tx: &mut PgConnection, batch: Vec<Pending<'_>>, ids: Vec<U
                 t.sub_total_excluding_taxes_amount_cents,
                 t.taxes_amount_cents,
                 t.sub_total_including_taxes_amount_cents,
+                t.credit_notes_amount_cents,
                 t.total_amount_cents,
             ],
         });
@@ -183,6 +189,10 @@ pub async fn write_in(tx: &mut PgConnection, batch: Vec<Pending<'_>>, ids: Vec<U
         written.invoices.push((ctx.sub.id, id));
     }
     rows.insert(&mut *tx).await?;
+    // Available credit notes pay what is left after taxes (Lago leaves drafts alone until they are finalized).
+    for invoice in finalized_with_notes {
+        crate::store::credit_notes::apply(&mut *tx, invoice).await?;
+    }
     for (coupon, (remaining, terminated)) in coupon_updates {
         sqlx::query(
             "UPDATE applied_coupons SET
@@ -361,8 +371,8 @@ struct InvoiceRow {
     issuing: chrono::NaiveDate,
     due: chrono::NaiveDate,
     net_term: i32,
-    /// fees, coupons, sub total excluding taxes, taxes, sub total including taxes, total.
-    totals: [i64; 6],
+    /// fees, coupons, sub total excluding taxes, taxes, sub total including taxes, credit notes, total.
+    totals: [i64; 7],
 }
 
 struct FeeRow {
@@ -398,12 +408,13 @@ fn position(p: usize) -> i32 {
 impl Rows {
     /// Multi-row inserts, chunked under Postgres' limit of bound values.
     async fn insert(&self, conn: &mut PgConnection) -> Result<()> {
-        for chunk in self.invoices.chunks(MAX_BINDS / 18) {
+        for chunk in self.invoices.chunks(MAX_BINDS / 19) {
             let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
                 "INSERT INTO invoices (id, organization_id, customer_id, sequential_id, organization_sequential_id,
                      number, invoice_type, status, currency, issuing_date, payment_due_date, net_payment_term,
                      fees_amount_cents, coupons_amount_cents, sub_total_excluding_taxes_amount_cents,
-                     taxes_amount_cents, sub_total_including_taxes_amount_cents, total_amount_cents, finalized_at) ",
+                     taxes_amount_cents, sub_total_including_taxes_amount_cents, credit_notes_amount_cents,
+                     total_amount_cents, finalized_at) ",
             );
             q.push_values(chunk, |mut b, r| {
                 b.push_bind(r.id)

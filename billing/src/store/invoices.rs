@@ -110,9 +110,15 @@ pub struct InvoiceTaxRow {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CreditRow {
     pub id: Uuid,
-    pub applied_coupon_id: Uuid,
-    pub coupon_code: String,
-    pub coupon_name: String,
+    /// The applied coupon or the credit note that gave the credit.
+    pub item_id: Uuid,
+    /// `coupon` or `credit_note`.
+    pub item_type: String,
+    /// A coupon's code and name; a credit note's number and its invoice's number.
+    pub item_code: String,
+    pub item_name: String,
+    /// Coupons apply before taxes, credit notes after.
+    pub before_taxes: bool,
     pub amount_cents: i64,
     pub amount_currency: String,
 }
@@ -189,6 +195,8 @@ pub async fn finalize(conn: &mut PgConnection, org: Uuid, invoice: Uuid) -> Resu
     .bind(invoicing::invoice_number(&settings.settings.document_number_prefix, numbering))
     .execute(&mut *conn)
     .await?;
+    // Credit notes pay invoices once they are final.
+    super::credit_notes::apply(conn, invoice).await?;
     crate::webhooks::invoice_finalized(conn, org, invoice).await
 }
 
@@ -272,10 +280,15 @@ async fn complete(conn: &mut PgConnection, org: Uuid, rows: Vec<InvoiceRow>) -> 
         credit: CreditRow,
     }
     let credits: Vec<Credit> = sqlx::query_as(
-        "SELECT ic.invoice_id, ic.id, ic.applied_coupon_id, c.code AS coupon_code, c.name AS coupon_name,
-                ic.amount_cents, ic.amount_currency
-         FROM invoice_credits ic JOIN applied_coupons a ON a.id = ic.applied_coupon_id
-         JOIN coupons c ON c.id = a.coupon_id
+        "SELECT ic.invoice_id, ic.id, coalesce(ic.applied_coupon_id, ic.credit_note_id) AS item_id,
+                CASE WHEN ic.applied_coupon_id IS NULL THEN 'credit_note' ELSE 'coupon' END AS item_type,
+                coalesce(c.code, cn.number) AS item_code, coalesce(c.name, ci.number) AS item_name,
+                ic.applied_coupon_id IS NOT NULL AS before_taxes, ic.amount_cents, ic.amount_currency
+         FROM invoice_credits ic
+         LEFT JOIN applied_coupons a ON a.id = ic.applied_coupon_id
+         LEFT JOIN coupons c ON c.id = a.coupon_id
+         LEFT JOIN credit_notes cn ON cn.id = ic.credit_note_id
+         LEFT JOIN invoices ci ON ci.id = cn.invoice_id
          WHERE ic.organization_id = $1 AND ic.invoice_id = ANY($2) ORDER BY ic.position",
     )
     .bind(org)
@@ -337,42 +350,45 @@ pub struct ListFilter {
 }
 
 pub async fn list(pool: &PgPool, org: Uuid, f: &ListFilter, limit: i64, offset: i64) -> Result<(Vec<Invoice>, i64)> {
+    #[derive(sqlx::FromRow)]
+    struct Counted {
+        #[sqlx(flatten)]
+        row: InvoiceRow,
+        total: i64,
+    }
     let mut conn = pool.acquire().await?;
-    let filter = "FROM invoices i WHERE i.organization_id = $1
-        AND ($2::text IS NULL OR i.customer_id IN
-             (SELECT id FROM customers WHERE organization_id = $1 AND external_id = $2))
-        AND ($3::text IS NULL OR i.status = $3)
-        AND ($4::text IS NULL OR i.payment_status = $4)
-        AND ($5::text IS NULL OR i.invoice_type = $5)
-        AND ($6::text IS NULL OR i.currency = $6)
-        AND ($7::date IS NULL OR i.issuing_date >= $7)
-        AND ($8::date IS NULL OR i.issuing_date <= $8)";
-    let count: i64 = sqlx::query_scalar(sql(format!("SELECT count(*) {filter}")))
+    let columns = COLUMNS.split(", ").map(|c| format!("i.{}", c.trim())).collect::<Vec<_>>().join(", ");
+    // The count rides along each row; a page past the end has none, so the first page's first row tells it.
+    let query = |limit: i64, offset: i64| {
+        sqlx::query_as::<_, Counted>(sql(format!(
+            "SELECT {columns}, count(*) OVER () AS total FROM invoices i WHERE i.organization_id = $1
+                AND ($2::text IS NULL OR i.customer_id IN
+                     (SELECT id FROM customers WHERE organization_id = $1 AND external_id = $2))
+                AND ($3::text IS NULL OR i.status = $3)
+                AND ($4::text IS NULL OR i.payment_status = $4)
+                AND ($5::text IS NULL OR i.invoice_type = $5)
+                AND ($6::text IS NULL OR i.currency = $6)
+                AND ($7::date IS NULL OR i.issuing_date >= $7)
+                AND ($8::date IS NULL OR i.issuing_date <= $8)
+             ORDER BY i.created_at DESC, i.id DESC LIMIT $9 OFFSET $10"
+        )))
         .bind(org)
-        .bind(&f.external_customer_id)
-        .bind(&f.status)
-        .bind(&f.payment_status)
-        .bind(&f.invoice_type)
-        .bind(&f.currency)
+        .bind(f.external_customer_id.clone())
+        .bind(f.status.clone())
+        .bind(f.payment_status.clone())
+        .bind(f.invoice_type.clone())
+        .bind(f.currency.clone())
         .bind(f.issuing_date_from)
         .bind(f.issuing_date_to)
-        .fetch_one(&mut *conn)
-        .await?;
-    let columns = COLUMNS.split(", ").map(|c| format!("i.{}", c.trim())).collect::<Vec<_>>().join(", ");
-    let rows: Vec<InvoiceRow> = sqlx::query_as(sql(format!(
-        "SELECT {columns} {filter} ORDER BY i.created_at DESC, i.id DESC LIMIT $9 OFFSET $10"
-    )))
-    .bind(org)
-    .bind(&f.external_customer_id)
-    .bind(&f.status)
-    .bind(&f.payment_status)
-    .bind(&f.invoice_type)
-    .bind(&f.currency)
-    .bind(f.issuing_date_from)
-    .bind(f.issuing_date_to)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&mut *conn)
-    .await?;
+        .bind(limit)
+        .bind(offset)
+    };
+    let rows: Vec<Counted> = query(limit, offset).fetch_all(&mut *conn).await?;
+    let count = match rows.first() {
+        Some(r) => r.total,
+        None if offset > 0 => query(1, 0).fetch_optional(&mut *conn).await?.map_or(0, |r| r.total),
+        None => 0,
+    };
+    let rows = rows.into_iter().map(|r| r.row).collect();
     Ok((complete(&mut conn, org, rows).await?, count))
 }

@@ -1,6 +1,7 @@
 //! Postgres repositories. Every function that reads or writes tenant data takes the organization and filters on it.
 
 pub mod billable_metrics;
+pub mod credit_notes;
 pub mod invoice_rows;
 pub mod invoices;
 pub mod organizations;

@@ -11,6 +11,7 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 }
 pub mod add_on;
 pub mod coupon;
+pub mod credit_note;
 pub mod customer;
 pub mod invoice;
 pub mod organization;

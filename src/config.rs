@@ -42,6 +42,11 @@ pub enum OrgCommand {
         #[arg(long)]
         name: String,
     },
+    /// Print an organization (the default one, else `--id`) with its webhook HMAC key.
+    Show {
+        #[arg(long)]
+        id: Option<uuid::Uuid>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -65,6 +70,14 @@ pub struct Config {
     /// Public URL of this API (the `iss` of signed webhooks).
     #[arg(long, env = "LAGO_API_URL", default_value = "http://localhost:3000", value_parser = parse_api_url, global = true)]
     pub api_url: String,
+
+    /// RSA private key of JWT-signed webhooks: base64 of a PEM (Lago's variable). Unset: one is generated once and
+    /// kept in the database.
+    #[arg(long, env = "LAGO_RSA_PRIVATE_KEY", global = true, hide_env_values = true)]
+    pub rsa_private_key: Option<String>,
+
+    #[command(flatten)]
+    pub webhooks: WebhookConfig,
 
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "BILLSTREAM_MAX_BODY_BYTES", default_value = "5242880", value_parser = parse_max_body, global = true)]
@@ -96,6 +109,68 @@ pub struct Config {
 
     #[command(flatten)]
     pub scale: ScaleConfig,
+}
+
+/// How webhooks are sent (the `worker` role).
+#[derive(Debug, Clone, Args)]
+pub struct WebhookConfig {
+    /// Attempts per webhook before it is marked failed (Lago's variable and default).
+    #[arg(long, env = "LAGO_WEBHOOK_ATTEMPTS", default_value = "3", value_parser = parse_attempts, global = true)]
+    pub webhook_attempts: u32,
+
+    /// Timeout of one webhook POST, in seconds (Lago's variable and default).
+    #[arg(long, env = "LAGO_WEBHOOK_TIMEOUT_SECONDS", default_value = "30", value_parser = parse_webhook_timeout, global = true)]
+    pub webhook_timeout_seconds: u64,
+
+    /// The backoff unit in milliseconds: attempt n+1 waits (n⁴ + 2) units (Lago: one second).
+    #[arg(long, env = "BILLSTREAM_WEBHOOK_BACKOFF_MS", default_value = "1000", value_parser = parse_millis, global = true)]
+    pub webhook_backoff_ms: u64,
+
+    /// Days before a subscription ends when `subscription.termination_alert` is sent, e.g. `1,15,45` (Lago's).
+    #[arg(long, env = "LAGO_SUBSCRIPTION_TERMINATION_ALERT_SENT_AT_DAYS", default_value = "15,45", value_parser = parse_alert_days, global = true)]
+    pub termination_alert_days: AlertDays,
+
+    /// Milliseconds between two looks at the webhook outbox when nothing was due.
+    #[arg(long, env = "BILLSTREAM_WEBHOOK_POLL_MS", default_value = "1000", value_parser = parse_millis, global = true)]
+    pub webhook_poll_ms: u64,
+}
+
+/// A list of day counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertDays(pub Vec<u32>);
+
+fn parse_alert_days(s: &str) -> Result<AlertDays, String> {
+    let days: Result<Vec<u32>, _> =
+        s.split(',').map(str::trim).filter(|d| !d.is_empty()).map(str::parse::<u32>).collect();
+    match days {
+        Ok(d) if d.iter().all(|n| *n <= 3650) => Ok(AlertDays(d)),
+        _ => Err(format!(
+            "LAGO_SUBSCRIPTION_TERMINATION_ALERT_SENT_AT_DAYS: `{s}` must be day counts separated by commas, e.g. 15,45"
+        )),
+    }
+}
+
+fn parse_attempts(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if (1..=100).contains(&n) => Ok(n),
+        _ => Err(format!("LAGO_WEBHOOK_ATTEMPTS (--webhook-attempts): `{s}` must be a number from 1 to 100")),
+    }
+}
+
+fn parse_webhook_timeout(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (1..=600).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "LAGO_WEBHOOK_TIMEOUT_SECONDS (--webhook-timeout-seconds): `{s}` must be a number of seconds from 1 to 600"
+        )),
+    }
+}
+
+fn parse_millis(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (1..=3_600_000).contains(&n) => Ok(n),
+        _ => Err(format!("`{s}` must be a number of milliseconds from 1 to 3600000 (BILLSTREAM_WEBHOOK_*_MS)")),
+    }
 }
 
 /// `embedded`: PostgreSQL only. `scale`: a Kafka-protocol log and ClickHouse for events.
@@ -180,6 +255,21 @@ fn parse_ch_database(s: &str) -> Result<String, String> {
 }
 
 impl Config {
+    /// The dispatcher's settings from this configuration.
+    pub fn webhook_settings(&self) -> billing::webhooks::dispatcher::Settings {
+        use std::time::Duration;
+        let w = &self.webhooks;
+        billing::webhooks::dispatcher::Settings {
+            attempts: w.webhook_attempts,
+            timeout: Duration::from_secs(w.webhook_timeout_seconds),
+            backoff_unit: Duration::from_millis(w.webhook_backoff_ms),
+            poll: Duration::from_millis(w.webhook_poll_ms),
+            issuer: self.api_url.clone(),
+            termination_alert_days: w.termination_alert_days.0.clone(),
+            ..billing::webhooks::dispatcher::Settings::default()
+        }
+    }
+
     /// The default organization's key: `LAGO_ORG_API_KEY` (or `--api-key`), else `BILLSTREAM_API_KEY`.
     pub fn resolve_api_key(&self) -> Result<Option<String>, String> {
         if let Some(key) = &self.api_key {
@@ -289,6 +379,10 @@ mod tests {
         assert!(parse_clickhouse_url("tcp://x").unwrap_err().contains("BILLSTREAM_CLICKHOUSE_URL"));
         assert!(parse_ch_database("a-b").unwrap_err().contains("BILLSTREAM_CLICKHOUSE_DATABASE"));
         assert!(parse_partitions("0").unwrap_err().contains("BILLSTREAM_KAFKA_PARTITIONS"));
+        assert!(parse_attempts("0").unwrap_err().contains("LAGO_WEBHOOK_ATTEMPTS"));
+        assert!(parse_alert_days("1,x").unwrap_err().contains("LAGO_SUBSCRIPTION_TERMINATION_ALERT_SENT_AT_DAYS"));
+        assert_eq!(parse_alert_days("1, 15,45").unwrap(), AlertDays(vec![1, 15, 45]));
+        assert!(parse_webhook_timeout("x").unwrap_err().contains("LAGO_WEBHOOK_TIMEOUT_SECONDS"));
     }
 
     #[test]

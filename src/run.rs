@@ -1,5 +1,6 @@
-//! The roles and commands of the binary: `all`/`serve` run the HTTP API (`all` also runs the sink in scale mode),
-//! `sink` moves the event log into ClickHouse, `migrate` and `org create` do their one job.
+//! The roles and commands of the binary: `all`/`serve` run the HTTP API (`all` also runs the billing clock, the
+//! webhook dispatcher and, in scale mode, the sink), `worker` runs the billing clock and the webhook dispatcher,
+//! `sink` moves the event log into ClickHouse, `migrate` and `org create`/`org show` do their one job.
 
 use std::sync::Arc;
 
@@ -17,6 +18,11 @@ use ingest::GroupCommitConfig;
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config;
     let api_key = config.resolve_api_key().map_err(anyhow::Error::msg)?;
+    if let Some(key) = &config.rsa_private_key {
+        let key = billing::webhooks::signing::SigningKey::from_base64_pem(key)
+            .map_err(|e| anyhow::anyhow!("LAGO_RSA_PRIVATE_KEY: {e}"))?;
+        billing::webhooks::signing::configure(key);
+    }
     if config.scale.mode == Mode::Scale {
         // Before any database is opened: a missing broker or ClickHouse address stops start-up at once.
         config.scale.require().map_err(anyhow::Error::msg)?;
@@ -34,6 +40,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     Scale::connect(&scale).await?;
                 }
                 println!("migrations applied");
+                Ok(())
+            })
+            .await
+        }
+        Command::Org { command: OrgCommand::Show { id } } => {
+            with_database(&config, |pool| async move {
+                billing::migrate(&pool).await?;
+                let org = match id {
+                    Some(id) => id,
+                    None => billing::store::organizations::first(&pool).await?.context("no organization yet")?.id,
+                };
+                let object = billing::api::organization_object(&pool, org).await?;
+                println!("{}", serde_json::to_string_pretty(&object)?);
                 Ok(())
             })
             .await
@@ -72,10 +91,12 @@ async fn worker(config: Config, pool: PgPool) -> anyhow::Result<()> {
     };
     let probe = probe_server(&config).await?;
     tracing::info!(every_seconds = config.billing_tick_seconds, "billing clock started");
+    let webhooks = tokio::spawn(dispatcher(config.clone(), pool.clone()));
     tokio::select! {
         () = billing_clock(&config, pool, events) => {},
         () = shutdown_signal() => {},
     }
+    webhooks.abort();
     probe.abort();
     Ok(())
 }
@@ -96,6 +117,12 @@ async fn probe_server(config: &Config) -> anyhow::Result<tokio::task::JoinHandle
             tracing::warn!(error = %e, "the metrics endpoint stopped");
         }
     }))
+}
+
+/// The webhook dispatcher and the hourly events.errors report, beside the billing clock.
+async fn dispatcher(config: Config, pool: PgPool) {
+    let clock: Arc<dyn billing::clock::Clock> = Arc::new(billing::clock::SystemClock);
+    billing::webhooks::dispatcher::run(pool, config.webhook_settings(), clock).await;
 }
 
 async fn billing_clock_owned(config: Config, pool: PgPool, events: Arc<dyn aggregate::EventStore>) {
@@ -137,9 +164,10 @@ async fn serve(config: Config, api_key: Option<String>, pool: PgPool, with_roles
     // The billing clock reads usage from the same event store the API writes.
     let clock =
         with_roles.then(|| tokio::spawn(billing_clock_owned(config.clone(), pool.clone(), state.ingest.store.clone())));
+    let webhooks = with_roles.then(|| tokio::spawn(dispatcher(config.clone(), pool.clone())));
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;
-    if let Some(clock) = clock {
-        clock.abort();
+    for task in [clock, webhooks].into_iter().flatten() {
+        task.abort();
     }
     tracing::info!("shutting down");
     Ok(())

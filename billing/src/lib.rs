@@ -9,8 +9,10 @@ pub mod clock;
 pub mod domain;
 pub mod error;
 pub mod invoicer;
+pub mod metrics;
 pub mod one_off;
 pub mod store;
+pub mod webhooks;
 
 pub use error::{Error, Result};
 

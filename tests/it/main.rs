@@ -24,3 +24,4 @@ mod sdk;
 mod subscriptions;
 mod support;
 mod taxes;
+mod webhooks;

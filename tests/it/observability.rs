@@ -128,7 +128,7 @@ async fn every_dashboard_query_returns_data_from_a_running_billstream_under_load
     let common = |cmd: &mut Command| {
         cmd.env("LAGO_ORG_API_KEY", KEY)
             .env("BILLSTREAM_BILLING_TICK_SECONDS", "1")
-            .env("BILLSTREAM_WEBHOOK_RETRY_BASE_MS", "100");
+            .env("BILLSTREAM_WEBHOOK_POLL_MS", "200");
     };
     let mut embedded = billstream(dirs[0].path(), ports[0]);
     common(&mut embedded);

@@ -157,6 +157,11 @@ impl TestApp {
         TestApp { pool, router, key, scale, store, _db: db }
     }
 
+    /// The URL of the test's own database (for a `billstream` process working on it).
+    pub fn database_url(&self) -> String {
+        self._db.url()
+    }
+
     /// Waits until the sink has written everything the broker acknowledged so far (scale mode; at once otherwise).
     pub async fn settle(&self) {
         let Some(scale) = &self.scale else { return };

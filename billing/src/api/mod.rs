@@ -15,6 +15,10 @@ mod plans;
 mod preview;
 mod subscriptions;
 mod taxes;
+mod webhooks;
+
+pub use organizations::organization_object;
+pub(crate) use webhooks::render_object as render_webhook_object;
 
 use std::sync::Arc;
 
@@ -49,4 +53,5 @@ pub fn routes() -> Router<ApiState> {
         .merge(one_off_invoices::routes())
         .merge(past_usage::routes())
         .merge(credit_notes::routes())
+        .merge(webhooks::routes())
 }

@@ -373,7 +373,12 @@ async fn list_with(
     Ok(Json(SubscriptionsPage { subscriptions: objects, meta: page.meta(total) }))
 }
 
-async fn render(conn: &mut PgConnection, org: Uuid, s: &Subscription, with_plan: bool) -> Result<SubscriptionObject> {
+pub(super) async fn render(
+    conn: &mut PgConnection,
+    org: Uuid,
+    s: &Subscription,
+    with_plan: bool,
+) -> Result<SubscriptionObject> {
     let plan = if with_plan {
         match plans::find_row_by_id(conn, org, s.plan_id).await? {
             Some(row) => plans::load(conn, org, vec![row]).await?.pop().map(|p| super::plans::render(&p)),

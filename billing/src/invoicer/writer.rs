@@ -52,6 +52,7 @@ pub async fn write(pool: &PgPool, batch: Vec<Pending<'_>>) -> Result<Written> {
     let ids: Vec<Uuid> = batch.iter().map(|_| Uuid::new_v4()).collect();
     let mut tx = pool.begin().await?;
     let written = write_in(&mut tx, batch, ids).await?;
+    crate::webhooks::invoices_issued(&mut tx, &written.invoices.iter().map(|(_, id)| *id).collect::<Vec<_>>()).await?;
     tx.commit().await?;
     Ok(written)
 }

@@ -248,6 +248,9 @@ where
         let found = taxes::resolve_codes(tx, org, codes).await?;
         taxes::set_applied(tx, org, OWNER, id, &found).await?;
     }
+    use crate::webhooks::WebhookType::{CustomerCreated, CustomerUpdated};
+    crate::webhooks::enqueue_one(tx, if current.is_some() { CustomerUpdated } else { CustomerCreated }, org, id)
+        .await?;
     find_in(tx, org, &attrs.external_id, false).await?.ok_or(Error::NotFound("customer"))
 }
 

@@ -197,7 +197,7 @@ pub async fn finalize(conn: &mut PgConnection, org: Uuid, invoice: Uuid) -> Resu
     .await?;
     // Credit notes pay invoices once they are final.
     super::credit_notes::apply(conn, invoice).await?;
-    Ok(())
+    crate::webhooks::invoice_finalized(conn, org, invoice).await
 }
 
 /// Voids a finalized invoice (Lago refuses to void a draft or a voided invoice).
@@ -208,9 +208,12 @@ pub async fn void(conn: &mut PgConnection, org: Uuid, invoice: Uuid) -> Result<b
     )
     .bind(org)
     .bind(invoice)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?
     .rows_affected();
+    if n == 1 {
+        crate::webhooks::enqueue_one(conn, crate::webhooks::WebhookType::InvoiceVoided, org, invoice).await?;
+    }
     Ok(n == 1)
 }
 

@@ -69,6 +69,11 @@ pub async fn ensure_api_key(pool: &PgPool, org: Uuid, key: &str) -> Result<Uuid>
     Ok(sqlx::query_scalar("SELECT organization_id FROM api_keys WHERE value = $1").bind(key).fetch_one(pool).await?)
 }
 
+/// The secret of the organization's HMAC-signed webhooks.
+pub async fn hmac_key(conn: &mut sqlx::PgConnection, org: Uuid) -> Result<String> {
+    Ok(sqlx::query_scalar("SELECT hmac_key FROM organizations WHERE id = $1").bind(org).fetch_one(conn).await?)
+}
+
 /// The organization's settings as `PUT /organizations` reads and writes them (catalog issue).
 #[derive(Debug, Clone)]
 pub struct OrganizationSettings {

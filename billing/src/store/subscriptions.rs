@@ -66,49 +66,60 @@ const SELECT: &str =
 
 /// Applies the status changes that are due for the organization (see the module doc).
 pub async fn refresh(conn: &mut PgConnection, org: Uuid) -> Result<()> {
+    use crate::webhooks::WebhookType::{SubscriptionStarted, SubscriptionTerminated};
     // Downgrades whose period ended: the previous subscription ends, then the next one starts, at the boundary
     // (two statements, so the one-live-subscription index never sees both active).
-    sqlx::query(
+    let mut terminated: Vec<Uuid> = sqlx::query_scalar(
         "UPDATE subscriptions s SET status = 'terminated', terminated_at = n.activates_at, updated_at = now()
          FROM subscriptions n
          WHERE s.organization_id = $1 AND s.status = 'active' AND n.organization_id = $1
-         AND n.previous_subscription_id = s.id AND n.status = 'pending' AND n.activates_at <= now()",
+         AND n.previous_subscription_id = s.id AND n.status = 'pending' AND n.activates_at <= now()
+         RETURNING s.id",
     )
     .bind(org)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    sqlx::query(
+    let mut started: Vec<Uuid> = sqlx::query_scalar(
         "UPDATE subscriptions SET status = 'active', started_at = activates_at, updated_at = now()
-         WHERE organization_id = $1 AND status = 'pending' AND activates_at IS NOT NULL AND activates_at <= now()",
+         WHERE organization_id = $1 AND status = 'pending' AND activates_at IS NOT NULL AND activates_at <= now()
+         RETURNING id",
     )
     .bind(org)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
     // Pending subscriptions whose day has come in the customer's timezone.
-    sqlx::query(
+    let by_day: Vec<Uuid> = sqlx::query_scalar(
         "UPDATE subscriptions s SET status = 'active', started_at = s.subscription_at, updated_at = now()
          FROM customers c, organizations o
          WHERE s.organization_id = $1 AND s.status = 'pending' AND s.activates_at IS NULL
          AND c.id = s.customer_id AND o.id = s.organization_id
          AND (s.subscription_at AT TIME ZONE coalesce(c.timezone, o.timezone))::date
-             <= (now() AT TIME ZONE coalesce(c.timezone, o.timezone))::date",
+             <= (now() AT TIME ZONE coalesce(c.timezone, o.timezone))::date
+         RETURNING s.id",
     )
     .bind(org)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
+    started.extend(by_day);
     // Active subscriptions past their end date, and the downgrades that were waiting for them.
-    sqlx::query(
+    let ended: Vec<Uuid> = sqlx::query_scalar(
         "WITH ended AS (
              UPDATE subscriptions SET status = 'terminated', terminated_at = ending_at, updated_at = now()
              WHERE organization_id = $1 AND status = 'active' AND ending_at IS NOT NULL AND ending_at <= now()
-             RETURNING id)
-         UPDATE subscriptions s SET status = 'canceled', canceled_at = now(), updated_at = now()
-         FROM ended WHERE s.organization_id = $1 AND s.previous_subscription_id = ended.id AND s.status = 'pending'",
+             RETURNING id),
+         canceled AS (
+             UPDATE subscriptions s SET status = 'canceled', canceled_at = now(), updated_at = now()
+             FROM ended WHERE s.organization_id = $1 AND s.previous_subscription_id = ended.id
+             AND s.status = 'pending')
+         SELECT id FROM ended",
     )
     .bind(org)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(())
+    terminated.extend(ended);
+    let pairs = |ids: &[Uuid]| ids.iter().map(|id| (org, *id)).collect::<Vec<_>>();
+    crate::webhooks::enqueue(conn, SubscriptionTerminated, &pairs(&terminated)).await?;
+    crate::webhooks::enqueue(conn, SubscriptionStarted, &pairs(&started)).await
 }
 
 /// What a billing run at `now` looks at, in every organization: active subscriptions that started before `now`,
@@ -195,7 +206,7 @@ pub async fn insert(conn: &mut PgConnection, org: Uuid, r: &NewRow<'_>) -> Resul
     .bind(r.ending_at)
     .bind(r.previous_subscription_id)
     .bind(r.activates_at)
-    .execute(conn)
+    .execute(&mut *conn)
     .await
     .map_err(|e| {
         if crate::error::is_unique_violation(&e) {
@@ -204,12 +215,15 @@ pub async fn insert(conn: &mut PgConnection, org: Uuid, r: &NewRow<'_>) -> Resul
             Error::Database(e)
         }
     })?;
+    if r.status == "active" {
+        crate::webhooks::enqueue_one(conn, crate::webhooks::WebhookType::SubscriptionStarted, org, id).await?;
+    }
     Ok(id)
 }
 
 /// Terminates an active subscription now and cancels the downgrade waiting for it.
 pub async fn terminate(conn: &mut PgConnection, org: Uuid, id: Uuid) -> Result<()> {
-    sqlx::query(
+    let ended = sqlx::query(
         "UPDATE subscriptions SET status = 'terminated', terminated_at = now(), updated_at = now()
          WHERE organization_id = $1 AND id = $2 AND status = 'active'",
     )
@@ -217,6 +231,9 @@ pub async fn terminate(conn: &mut PgConnection, org: Uuid, id: Uuid) -> Result<(
     .bind(id)
     .execute(&mut *conn)
     .await?;
+    if ended.rows_affected() == 1 {
+        crate::webhooks::enqueue_one(conn, crate::webhooks::WebhookType::SubscriptionTerminated, org, id).await?;
+    }
     sqlx::query(
         "UPDATE subscriptions SET status = 'canceled', canceled_at = now(), updated_at = now()
          WHERE organization_id = $1 AND previous_subscription_id = $2 AND status = 'pending'",
@@ -244,19 +261,21 @@ pub async fn cancel(conn: &mut PgConnection, org: Uuid, id: Uuid) -> Result<()> 
 /// Ends every live subscription of a customer (when the customer is deleted): active ones terminate, pending ones
 /// are canceled.
 pub async fn terminate_all_of_customer(conn: &mut PgConnection, org: Uuid, customer: Uuid) -> Result<()> {
-    sqlx::query(
+    let terminated: Vec<Option<Uuid>> = sqlx::query_scalar(
         "UPDATE subscriptions SET
              status = CASE WHEN status = 'pending' THEN 'canceled' ELSE 'terminated' END,
              canceled_at = CASE WHEN status = 'pending' THEN now() END,
              terminated_at = CASE WHEN status = 'active' THEN now() END,
              updated_at = now()
-         WHERE organization_id = $1 AND customer_id = $2 AND status IN ('pending', 'active')",
+         WHERE organization_id = $1 AND customer_id = $2 AND status IN ('pending', 'active')
+         RETURNING CASE WHEN status = 'terminated' THEN id END",
     )
     .bind(org)
     .bind(customer)
-    .execute(conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(())
+    let ended: Vec<(Uuid, Uuid)> = terminated.into_iter().flatten().map(|id| (org, id)).collect();
+    crate::webhooks::enqueue(conn, crate::webhooks::WebhookType::SubscriptionTerminated, &ended).await
 }
 
 /// Sets the changeable fields of a subscription.

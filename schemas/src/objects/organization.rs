@@ -31,6 +31,8 @@ pub struct OrganizationObject {
     pub billing_configuration: OrganizationBillingConfiguration,
     pub events_store: &'static str,
     pub taxes: Vec<TaxObject>,
+    /// The secret of HMAC-signed webhooks (a Billstream addition to the object).
+    pub hmac_key: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -78,3 +78,17 @@ setup_scale() {
             cargo install tansu --version "$TANSU_VERSION" --locked --features libsql,dynostore
     fi
 }
+
+# The observability test: Debian's Prometheus (it scrapes a running Billstream and evaluates every dashboard query)
+# and docker-compose (it validates docker-compose.yml without a Docker daemon). `setup_observability` installs what is
+# missing; scripts/test.sh calls it.
+setup_observability() {
+    local need=()
+    command -v prometheus >/dev/null || [ -x /usr/bin/prometheus ] || need+=(prometheus)
+    command -v docker-compose >/dev/null || need+=(docker-compose)
+    if [ ${#need[@]} -gt 0 ]; then
+        echo "setup: installing ${need[*]}"
+        $SUDO apt-get update -qq
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    fi
+}

@@ -89,7 +89,7 @@ async fn worker(config: Config, pool: PgPool) -> anyhow::Result<()> {
         Mode::Embedded => Arc::new(aggregate::postgres::PgEventStore::new(pool.clone())),
         Mode::Scale => Arc::new(Scale::connect(&config.scale).await?.store),
     };
-    let probe = probe_server(&config).await?;
+    let probe = probe_server(&config);
     tracing::info!(every_seconds = config.billing_tick_seconds, "billing clock started");
     let webhooks = tokio::spawn(dispatcher(config.clone(), pool.clone()));
     tokio::select! {
@@ -102,21 +102,27 @@ async fn worker(config: Config, pool: PgPool) -> anyhow::Result<()> {
 }
 
 /// `/metrics` and `/health` on BILLSTREAM_LISTEN for the roles without the API (sink, worker), so Prometheus
-/// scrapes every stage and an orchestrator can probe them.
-async fn probe_server(config: &Config) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+/// scrapes every stage and an orchestrator can probe them. Best effort: a role beside `serve` on the same address
+/// runs on without it (with a warning) rather than stopping the pipeline.
+fn probe_server(config: &Config) -> tokio::task::JoinHandle<()> {
     use axum::routing::get;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("BILLSTREAM_LISTEN: cannot listen on {}", config.listen))?;
-    let handle = crate::telemetry::prometheus();
-    let router = axum::Router::new()
-        .route("/health", get(|| async { "ok" }))
-        .route("/metrics", get(move || std::future::ready(handle.render())));
-    Ok(tokio::spawn(async move {
+    let listen = config.listen;
+    tokio::spawn(async move {
+        let listener = match TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(%listen, error = %e, "no /metrics for this role: BILLSTREAM_LISTEN is taken");
+                return;
+            }
+        };
+        let handle = crate::telemetry::prometheus();
+        let router = axum::Router::new()
+            .route("/health", get(|| async { "ok" }))
+            .route("/metrics", get(move || std::future::ready(handle.render())));
         if let Err(e) = axum::serve(listener, router).await {
             tracing::warn!(error = %e, "the metrics endpoint stopped");
         }
-    }))
+    })
 }
 
 /// The webhook dispatcher and the hourly events.errors report, beside the billing clock.
@@ -181,7 +187,7 @@ async fn sink(config: Config, pool: PgPool) -> anyhow::Result<()> {
     billing::migrate(&pool).await?;
     let scale = Scale::connect(&config.scale).await?;
     let sink = scale.sink(pool)?;
-    let probe = probe_server(&config).await?;
+    let probe = probe_server(&config);
     tracing::info!(topic = %scale.kafka.topic, group = %scale.sink_group, "sink is running");
     tokio::select! {
         () = sink.run() => {},

@@ -154,8 +154,13 @@ pub async fn create(pool: &PgPool, org: Uuid, input: OneOffInput, now: DateTime<
     customers::set_currency_if_blank(&mut tx, org, customer.id, currency.code).await?;
     let invoice = NewInvoice {
         id: Uuid::new_v4(),
+        organization_id: org,
         customer_id: customer.id,
         invoice_type: "one_off",
+        // Written as a draft, then numbered by `finalize` in the same transaction.
+        status: "draft",
+        sequential_id: None,
+        organization_sequential_id: None,
         currency: currency.code.to_owned(),
         number: invoicing::draft_number(&settings.settings.document_number_prefix),
         issuing_date: issuing,
@@ -164,9 +169,12 @@ pub async fn create(pool: &PgPool, org: Uuid, input: OneOffInput, now: DateTime<
         // Nothing to pay is paid (Lago).
         payment_status: if computed.totals.total_amount_cents > 0 { "pending" } else { "succeeded" },
     };
-    invoice_rows::insert(&mut tx, org, &invoice, &fees, &computed).await?;
-    crate::store::invoices::finalize(&mut tx, org, invoice.id).await?;
+    let id = invoice.id;
+    let mut rows = invoice_rows::Rows::default();
+    rows.push(invoice, fees, &computed, false);
+    rows.insert(&mut tx).await?;
+    crate::store::invoices::finalize(&mut tx, org, id).await?;
     tx.commit().await?;
     ::metrics::counter!("billstream_invoices_total", "reason" => "one_off").increment(1);
-    Ok(invoice.id)
+    Ok(id)
 }

@@ -59,6 +59,36 @@ pub struct FeeDraft {
 }
 
 impl FeeDraft {
+    /// The fee as stored, on `subscription`'s invoice.
+    pub fn to_new(&self, subscription: Uuid) -> crate::store::invoice_rows::NewFee {
+        crate::store::invoice_rows::NewFee {
+            subscription_id: Some(subscription),
+            charge_id: self.charge_id,
+            charge_filter_id: self.charge_filter_id,
+            fee_type: self.fee_type,
+            item_id: self.item_id,
+            item_type: self.item_type,
+            item_code: self.item_code.clone(),
+            item_name: self.item_name.clone(),
+            item_description: self.item_description.clone(),
+            item_invoice_display_name: self.item_invoice_display_name.clone(),
+            item_filter_invoice_display_name: self.item_filter_invoice_display_name.clone(),
+            description: None,
+            filters: self.filters.clone(),
+            grouped_by: self.grouped_by.clone(),
+            amount_cents: self.amount_cents,
+            precise_amount_cents: self.precise_amount_cents,
+            units: self.units,
+            events_count: self.events_count,
+            unit_amount_cents: self.unit_amount_cents,
+            precise_unit_amount: self.precise_unit_amount,
+            invoiceable: self.invoiceable,
+            from: self.from,
+            to: self.to,
+            taxes: self.taxes.clone(),
+        }
+    }
+
     /// The fee as coupons and taxes see it.
     pub fn draft(&self, plans: Vec<Uuid>) -> crate::domain::invoicing::DraftFee {
         crate::domain::invoicing::DraftFee {

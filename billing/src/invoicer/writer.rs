@@ -20,10 +20,11 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::usage::FeeDraft;
-use super::{Context, store_taxes};
+use super::Context;
 use crate::Result;
-use crate::domain::invoice_totals::{self, AppliedCoupon, CouponLimit, CouponValue, Frequency};
+use crate::domain::invoice_totals::{AppliedCoupon, CouponLimit, CouponValue, Frequency};
 use crate::domain::invoicing::{self, Boundaries, DraftFee, Numbering, Reason};
+use crate::store::invoice_rows::{MAX_BINDS, NewInvoice, Rows};
 
 /// One invoice to write.
 pub struct Pending<'a> {
@@ -42,8 +43,6 @@ pub struct Written {
     pub already_billed: usize,
 }
 
-/// Postgres takes at most 65,535 bound values in one statement.
-const MAX_BINDS: usize = 60_000;
 
 pub async fn write(pool: &PgPool, batch: Vec<Pending<'_>>) -> Result<Written> {
     if batch.is_empty() {
@@ -118,74 +117,26 @@ pub async fn write_in(tx: &mut PgConnection, batch: Vec<Pending<'_>>, ids: Vec<U
             let (seq, org_seq, numbering) = numbers.next(ctx);
             ("finalized", Some(seq), Some(org_seq), invoicing::invoice_number(prefix, numbering))
         };
-        let t = computed.totals;
         if status == "finalized" && customers_with_notes.contains(&ctx.customer.id) {
             finalized_with_notes.push(id);
         }
-        rows.invoices.push(InvoiceRow {
+        let invoice = NewInvoice {
             id,
-            org: ctx.sub.organization_id,
-            customer: ctx.customer.id,
-            seq,
-            org_seq,
-            number,
+            organization_id: ctx.sub.organization_id,
+            customer_id: ctx.customer.id,
+            invoice_type: "subscription",
             status,
-            currency: ctx.currency.code,
-            issuing,
-            due,
-            net_term: i32::try_from(net_term).unwrap_or(0),
-            totals: [
-                t.fees_amount_cents,
-                t.coupons_amount_cents,
-                t.sub_total_excluding_taxes_amount_cents,
-                t.taxes_amount_cents,
-                t.sub_total_including_taxes_amount_cents,
-                t.credit_notes_amount_cents,
-                t.total_amount_cents,
-            ],
-        });
-        for (position, (fee, priced)) in fees.iter().zip(&computed.fees).enumerate() {
-            let fee_id = Uuid::new_v4();
-            for (code, cents) in &priced.taxes {
-                if let Some(tax) = fee.taxes.iter().find(|t| &t.code == code) {
-                    rows.fee_taxes.push((fee_id, ctx.sub.organization_id, tax.clone(), *cents));
-                }
-            }
-            rows.fees.push(FeeRow {
-                id: fee_id,
-                org: ctx.sub.organization_id,
-                invoice: id,
-                position: i32::try_from(position).unwrap_or(i32::MAX),
-                subscription: ctx.sub.id,
-                currency: ctx.currency.code,
-                fee: (*fee).clone(),
-                pay_in_advance: p.event_transaction_id.is_some(),
-                taxes_amount_cents: priced.taxes_amount_cents,
-                taxes_precise: priced.taxes_precise_amount_cents,
-                taxes_rate: priced.taxes_rate,
-                coupons_precise: priced.precise_coupons_cents,
-            });
-        }
-        let all_taxes = store_taxes(&fees);
-        for (position, line) in computed.taxes.iter().enumerate() {
-            rows.invoice_taxes.push((
-                id,
-                ctx.sub.organization_id,
-                position,
-                line.clone(),
-                all_taxes.get(&line.code).cloned(),
-            ));
-        }
-        for (position, credit) in computed.credits.iter().enumerate() {
-            rows.credits.push((
-                id,
-                ctx.sub.organization_id,
-                position,
-                credit.coupon,
-                credit.amount_cents,
-                ctx.currency.code,
-            ));
-        }
+            sequential_id: seq,
+            organization_sequential_id: org_seq,
+            currency: ctx.currency.code.to_owned(),
+            number,
+            issuing_date: issuing,
+            payment_due_date: due,
+            net_payment_term: i32::try_from(net_term).unwrap_or(0),
+            payment_status: "pending",
+        };
+        let new_fees = fees.iter().map(|f| f.to_new(ctx.sub.id)).collect();
+        rows.push(invoice, new_fees, &computed, p.event_transaction_id.is_some());
         written.invoices.push((ctx.sub.id, id));
     }
     rows.insert(&mut *tx).await?;
@@ -359,183 +310,3 @@ impl Numbers {
     }
 }
 
-struct InvoiceRow {
-    id: Uuid,
-    org: Uuid,
-    customer: Uuid,
-    seq: Option<i64>,
-    org_seq: Option<i64>,
-    number: String,
-    status: &'static str,
-    currency: &'static str,
-    issuing: chrono::NaiveDate,
-    due: chrono::NaiveDate,
-    net_term: i32,
-    /// fees, coupons, sub total excluding taxes, taxes, sub total including taxes, credit notes, total.
-    totals: [i64; 7],
-}
-
-struct FeeRow {
-    id: Uuid,
-    org: Uuid,
-    invoice: Uuid,
-    position: i32,
-    subscription: Uuid,
-    currency: &'static str,
-    fee: FeeDraft,
-    pay_in_advance: bool,
-    taxes_amount_cents: i64,
-    taxes_precise: Decimal,
-    taxes_rate: Decimal,
-    coupons_precise: Decimal,
-}
-
-type TaxLine = (Uuid, Uuid, usize, invoice_totals::InvoiceTax, Option<crate::store::taxes::Tax>);
-
-#[derive(Default)]
-struct Rows {
-    invoices: Vec<InvoiceRow>,
-    fees: Vec<FeeRow>,
-    fee_taxes: Vec<(Uuid, Uuid, crate::store::taxes::Tax, i64)>,
-    invoice_taxes: Vec<TaxLine>,
-    credits: Vec<(Uuid, Uuid, usize, Uuid, i64, &'static str)>,
-}
-
-fn position(p: usize) -> i32 {
-    i32::try_from(p).unwrap_or(i32::MAX)
-}
-
-impl Rows {
-    /// Multi-row inserts, chunked under Postgres' limit of bound values.
-    async fn insert(&self, conn: &mut PgConnection) -> Result<()> {
-        for chunk in self.invoices.chunks(MAX_BINDS / 19) {
-            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
-                "INSERT INTO invoices (id, organization_id, customer_id, sequential_id, organization_sequential_id,
-                     number, invoice_type, status, currency, issuing_date, payment_due_date, net_payment_term,
-                     fees_amount_cents, coupons_amount_cents, sub_total_excluding_taxes_amount_cents,
-                     taxes_amount_cents, sub_total_including_taxes_amount_cents, credit_notes_amount_cents,
-                     total_amount_cents, finalized_at) ",
-            );
-            q.push_values(chunk, |mut b, r| {
-                b.push_bind(r.id)
-                    .push_bind(r.org)
-                    .push_bind(r.customer)
-                    .push_bind(r.seq)
-                    .push_bind(r.org_seq)
-                    .push_bind(&r.number)
-                    .push_bind("subscription")
-                    .push_bind(r.status)
-                    .push_bind(r.currency)
-                    .push_bind(r.issuing)
-                    .push_bind(r.due)
-                    .push_bind(r.net_term);
-                for t in r.totals {
-                    b.push_bind(t);
-                }
-                b.push_bind((r.status == "finalized").then(Utc::now));
-            });
-            q.build().execute(&mut *conn).await?;
-        }
-        for chunk in self.fees.chunks(MAX_BINDS / 33) {
-            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
-                "INSERT INTO fees (id, organization_id, invoice_id, position, subscription_id, charge_id,
-                     charge_filter_id, fee_type, item_code, item_name, item_invoice_display_name,
-                     item_filter_invoice_display_name, item_description, item_id, item_type, filters, grouped_by,
-                     amount_cents, precise_amount_cents, amount_currency, taxes_amount_cents,
-                     taxes_precise_amount_cents, taxes_rate, precise_coupons_amount_cents, units,
-                     total_aggregated_units, events_count, unit_amount_cents, precise_unit_amount, invoiceable,
-                     from_datetime, to_datetime, pay_in_advance) ",
-            );
-            q.push_values(chunk, |mut b, r| {
-                let f = &r.fee;
-                b.push_bind(r.id)
-                    .push_bind(r.org)
-                    .push_bind(r.invoice)
-                    .push_bind(r.position)
-                    .push_bind(r.subscription)
-                    .push_bind(f.charge_id)
-                    .push_bind(f.charge_filter_id)
-                    .push_bind(f.fee_type)
-                    .push_bind(&f.item_code)
-                    .push_bind(&f.item_name)
-                    .push_bind(&f.item_invoice_display_name)
-                    .push_bind(&f.item_filter_invoice_display_name)
-                    .push_bind(&f.item_description)
-                    .push_bind(f.item_id)
-                    .push_bind(f.item_type)
-                    .push_bind(f.filters.as_ref().map(sqlx::types::Json))
-                    .push_bind(sqlx::types::Json(&f.grouped_by))
-                    .push_bind(f.amount_cents)
-                    .push_bind(f.precise_amount_cents)
-                    .push_bind(r.currency)
-                    .push_bind(r.taxes_amount_cents)
-                    .push_bind(r.taxes_precise)
-                    .push_bind(r.taxes_rate)
-                    .push_bind(r.coupons_precise)
-                    .push_bind(f.units)
-                    .push_bind(f.units)
-                    .push_bind(f.events_count)
-                    .push_bind(f.unit_amount_cents)
-                    .push_bind(f.precise_unit_amount)
-                    .push_bind(f.invoiceable)
-                    .push_bind(f.from)
-                    .push_bind(f.to)
-                    .push_bind(r.pay_in_advance);
-            });
-            q.build().execute(&mut *conn).await?;
-        }
-        for chunk in self.fee_taxes.chunks(MAX_BINDS / 8) {
-            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
-                "INSERT INTO fee_taxes (id, fee_id, organization_id, tax_id, tax_code, tax_name, tax_rate, amount_cents) ",
-            );
-            q.push_values(chunk, |mut b, (fee, org, tax, cents)| {
-                b.push_bind(Uuid::new_v4())
-                    .push_bind(*fee)
-                    .push_bind(*org)
-                    .push_bind(tax.id)
-                    .push_bind(&tax.code)
-                    .push_bind(&tax.name)
-                    .push_bind(tax.rate)
-                    .push_bind(*cents);
-            });
-            q.build().execute(&mut *conn).await?;
-        }
-        for chunk in self.invoice_taxes.chunks(MAX_BINDS / 11) {
-            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
-                "INSERT INTO invoice_taxes (id, invoice_id, organization_id, tax_id, tax_code, tax_name,
-                     tax_description, tax_rate, amount_cents, fees_amount_cents, position) ",
-            );
-            q.push_values(chunk, |mut b, (invoice, org, pos, line, tax)| {
-                b.push_bind(Uuid::new_v4())
-                    .push_bind(*invoice)
-                    .push_bind(*org)
-                    .push_bind(tax.as_ref().map(|t| t.id))
-                    .push_bind(&line.code)
-                    .push_bind(tax.as_ref().map_or_else(|| line.code.clone(), |t| t.name.clone()))
-                    .push_bind(tax.as_ref().and_then(|t| t.description.clone()))
-                    .push_bind(line.rate)
-                    .push_bind(line.amount_cents)
-                    .push_bind(line.fees_amount_cents)
-                    .push_bind(position(*pos));
-            });
-            q.build().execute(&mut *conn).await?;
-        }
-        for chunk in self.credits.chunks(MAX_BINDS / 7) {
-            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
-                "INSERT INTO invoice_credits (id, invoice_id, organization_id, applied_coupon_id, amount_cents,
-                     amount_currency, position) ",
-            );
-            q.push_values(chunk, |mut b, (invoice, org, pos, coupon, cents, currency)| {
-                b.push_bind(Uuid::new_v4())
-                    .push_bind(*invoice)
-                    .push_bind(*org)
-                    .push_bind(*coupon)
-                    .push_bind(*cents)
-                    .push_bind(*currency)
-                    .push_bind(position(*pos));
-            });
-            q.build().execute(&mut *conn).await?;
-        }
-        Ok(())
-    }
-}

@@ -1,25 +1,30 @@
-//! Writing a new invoice's rows: the invoice, its fees with their taxes, its tax lines and coupon credits, from the
-//! domain's [`Computed`] money. The caller owns the transaction, so an invoice is stored whole or not at all, and
-//! whatever else must change with it (billing periods, coupon state, numbering) commits in the same one.
-//!
-//! The invoice is written as a draft with its draft number; `invoices::finalize` numbers it when it is final.
+//! The one place invoice rows are inserted: invoices, their fees with their taxes, their tax lines and coupon
+//! credits, from the domain's [`Computed`] money, for one invoice (a one-off) or a billing run's batch, in multi-row
+//! statements. The caller owns the transaction, so an invoice is stored whole or not at all, and whatever else must
+//! change with it (billing periods, coupon state, numbering, webhooks) commits in the same one.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::taxes::Tax;
 use crate::Result;
+use crate::domain::invoice_totals::InvoiceTax;
 use crate::domain::invoicing::Computed;
 
 /// The invoice row.
 #[derive(Debug, Clone)]
 pub struct NewInvoice {
     pub id: Uuid,
+    pub organization_id: Uuid,
     pub customer_id: Uuid,
     pub invoice_type: &'static str,
+    /// `draft` (numbered `PREFIX-DRAFT`) or `finalized` (with its sequence numbers).
+    pub status: &'static str,
+    pub sequential_id: Option<i64>,
+    pub organization_sequential_id: Option<i64>,
     pub currency: String,
     pub number: String,
     pub issuing_date: NaiveDate,
@@ -57,145 +62,214 @@ pub struct NewFee {
     pub taxes: Vec<Tax>,
 }
 
+/// Postgres takes at most 65,535 bound values in one statement.
+pub(crate) const MAX_BINDS: usize = 60_000;
+
 fn position(i: usize) -> i32 {
     i32::try_from(i).unwrap_or(i32::MAX)
 }
 
-/// Inserts the invoice (status `draft`), `fees` (zipped with `computed.fees`, in order), their taxes, the
-/// invoice's tax lines and its coupon credits.
-pub async fn insert(
-    conn: &mut PgConnection,
-    org: Uuid,
-    invoice: &NewInvoice,
-    fees: &[NewFee],
-    computed: &Computed,
-) -> Result<()> {
-    let t = &computed.totals;
-    sqlx::query(
-        "INSERT INTO invoices (id, organization_id, customer_id, number, invoice_type, status, payment_status,
-             currency, issuing_date, payment_due_date, net_payment_term, fees_amount_cents, coupons_amount_cents,
-             sub_total_excluding_taxes_amount_cents, taxes_amount_cents, sub_total_including_taxes_amount_cents,
-             total_amount_cents)
-         VALUES ($1, $2, $3, $4, $5, 'draft', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-    )
-    .bind(invoice.id)
-    .bind(org)
-    .bind(invoice.customer_id)
-    .bind(&invoice.number)
-    .bind(invoice.invoice_type)
-    .bind(invoice.payment_status)
-    .bind(&invoice.currency)
-    .bind(invoice.issuing_date)
-    .bind(invoice.payment_due_date)
-    .bind(invoice.net_payment_term)
-    .bind(t.fees_amount_cents)
-    .bind(t.coupons_amount_cents)
-    .bind(t.sub_total_excluding_taxes_amount_cents)
-    .bind(t.taxes_amount_cents)
-    .bind(t.sub_total_including_taxes_amount_cents)
-    .bind(t.total_amount_cents)
-    .execute(&mut *conn)
-    .await?;
-    for (i, (fee, priced)) in fees.iter().zip(&computed.fees).enumerate() {
-        let fee_id = Uuid::new_v4();
-        sqlx::query(
-            "INSERT INTO fees (id, organization_id, invoice_id, position, subscription_id, charge_id, charge_filter_id,
-                 fee_type, item_code, item_name, item_invoice_display_name, item_filter_invoice_display_name,
-                 item_description, item_id, item_type, filters, grouped_by, amount_cents, precise_amount_cents,
-                 amount_currency, taxes_amount_cents, taxes_precise_amount_cents, taxes_rate,
-                 precise_coupons_amount_cents, units, total_aggregated_units, events_count, unit_amount_cents,
-                 precise_unit_amount, invoiceable, from_datetime, to_datetime, description)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
-                 $22, $23, $24, $25, $25, $26, $27, $28, $29, $30, $31, $32)",
-        )
-        .bind(fee_id)
-        .bind(org)
-        .bind(invoice.id)
-        .bind(position(i))
-        .bind(fee.subscription_id)
-        .bind(fee.charge_id)
-        .bind(fee.charge_filter_id)
-        .bind(fee.fee_type)
-        .bind(&fee.item_code)
-        .bind(&fee.item_name)
-        .bind(&fee.item_invoice_display_name)
-        .bind(&fee.item_filter_invoice_display_name)
-        .bind(&fee.item_description)
-        .bind(fee.item_id)
-        .bind(fee.item_type)
-        .bind(fee.filters.as_ref().map(sqlx::types::Json))
-        .bind(sqlx::types::Json(&fee.grouped_by))
-        .bind(fee.amount_cents)
-        .bind(fee.precise_amount_cents)
-        .bind(&invoice.currency)
-        .bind(priced.taxes_amount_cents)
-        .bind(priced.taxes_precise_amount_cents)
-        .bind(priced.taxes_rate)
-        .bind(priced.precise_coupons_cents)
-        .bind(fee.units)
-        .bind(fee.events_count)
-        .bind(fee.unit_amount_cents)
-        .bind(fee.precise_unit_amount)
-        .bind(fee.invoiceable)
-        .bind(fee.from)
-        .bind(fee.to)
-        .bind(&fee.description)
-        .execute(&mut *conn)
-        .await?;
-        for (code, cents) in &priced.taxes {
-            let Some(tax) = fee.taxes.iter().find(|t| &t.code == code) else { continue };
-            sqlx::query(
-                "INSERT INTO fee_taxes (id, fee_id, organization_id, tax_id, tax_code, tax_name, tax_rate, amount_cents)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(Uuid::new_v4())
-            .bind(fee_id)
-            .bind(org)
-            .bind(tax.id)
-            .bind(&tax.code)
-            .bind(&tax.name)
-            .bind(tax.rate)
-            .bind(cents)
-            .execute(&mut *conn)
-            .await?;
+struct FeeRow {
+    id: Uuid,
+    invoice: usize,
+    position: i32,
+    fee: NewFee,
+    /// A fee of a charge paid in advance (its own invoice, one event).
+    pay_in_advance: bool,
+    taxes_amount_cents: i64,
+    taxes_precise: Decimal,
+    taxes_rate: Decimal,
+    coupons_precise: Decimal,
+}
+
+/// Rows of invoices to insert together.
+#[derive(Default)]
+pub struct Rows {
+    invoices: Vec<(NewInvoice, [i64; 7])>,
+    fees: Vec<FeeRow>,
+    fee_taxes: Vec<(Uuid, usize, Tax, i64)>,
+    invoice_taxes: Vec<(usize, usize, InvoiceTax, Option<Tax>)>,
+    credits: Vec<(usize, usize, Uuid, i64)>,
+}
+
+impl Rows {
+    /// Adds one invoice: `fees` zipped with `computed.fees`, in order, with their taxes, the invoice's tax lines and
+    /// its coupon credits.
+    pub fn push(&mut self, invoice: NewInvoice, fees: Vec<NewFee>, computed: &Computed, pay_in_advance: bool) {
+        let t = &computed.totals;
+        let n = self.invoices.len();
+        let all_taxes: Vec<Tax> = fees.iter().flat_map(|f| f.taxes.iter().cloned()).collect();
+        for (i, (fee, priced)) in fees.into_iter().zip(&computed.fees).enumerate() {
+            let id = Uuid::new_v4();
+            for (code, cents) in &priced.taxes {
+                if let Some(tax) = fee.taxes.iter().find(|t| &t.code == code) {
+                    self.fee_taxes.push((id, n, tax.clone(), *cents));
+                }
+            }
+            self.fees.push(FeeRow {
+                id,
+                invoice: n,
+                position: position(i),
+                fee,
+                pay_in_advance,
+                taxes_amount_cents: priced.taxes_amount_cents,
+                taxes_precise: priced.taxes_precise_amount_cents,
+                taxes_rate: priced.taxes_rate,
+                coupons_precise: priced.precise_coupons_cents,
+            });
         }
+        for (i, line) in computed.taxes.iter().enumerate() {
+            let tax = all_taxes.iter().find(|t| t.code == line.code).cloned();
+            self.invoice_taxes.push((n, i, line.clone(), tax));
+        }
+        for (i, credit) in computed.credits.iter().enumerate() {
+            self.credits.push((n, i, credit.coupon, credit.amount_cents));
+        }
+        let totals = [
+            t.fees_amount_cents,
+            t.coupons_amount_cents,
+            t.sub_total_excluding_taxes_amount_cents,
+            t.taxes_amount_cents,
+            t.sub_total_including_taxes_amount_cents,
+            t.credit_notes_amount_cents,
+            t.total_amount_cents,
+        ];
+        self.invoices.push((invoice, totals));
     }
-    for (i, line) in computed.taxes.iter().enumerate() {
-        let tax = fees.iter().flat_map(|f| &f.taxes).find(|t| t.code == line.code);
-        sqlx::query(
-            "INSERT INTO invoice_taxes (id, invoice_id, organization_id, tax_id, tax_code, tax_name, tax_description,
-                 tax_rate, amount_cents, fees_amount_cents, position)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(Uuid::new_v4())
-        .bind(invoice.id)
-        .bind(org)
-        .bind(tax.map(|t| t.id))
-        .bind(&line.code)
-        .bind(tax.map_or_else(|| line.code.clone(), |t| t.name.clone()))
-        .bind(tax.and_then(|t| t.description.clone()))
-        .bind(line.rate)
-        .bind(line.amount_cents)
-        .bind(line.fees_amount_cents)
-        .bind(position(i))
-        .execute(&mut *conn)
-        .await?;
+
+    /// Multi-row inserts, chunked under Postgres' limit of bound values.
+    pub async fn insert(&self, conn: &mut PgConnection) -> Result<()> {
+        for chunk in self.invoices.chunks(MAX_BINDS / 20) {
+            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+                "INSERT INTO invoices (id, organization_id, customer_id, sequential_id, organization_sequential_id,
+                     number, invoice_type, status, payment_status, currency, issuing_date, payment_due_date,
+                     net_payment_term, fees_amount_cents, coupons_amount_cents, sub_total_excluding_taxes_amount_cents,
+                     taxes_amount_cents, sub_total_including_taxes_amount_cents, credit_notes_amount_cents,
+                     total_amount_cents, finalized_at) ",
+            );
+            q.push_values(chunk, |mut b, (r, totals)| {
+                b.push_bind(r.id)
+                    .push_bind(r.organization_id)
+                    .push_bind(r.customer_id)
+                    .push_bind(r.sequential_id)
+                    .push_bind(r.organization_sequential_id)
+                    .push_bind(&r.number)
+                    .push_bind(r.invoice_type)
+                    .push_bind(r.status)
+                    .push_bind(r.payment_status)
+                    .push_bind(&r.currency)
+                    .push_bind(r.issuing_date)
+                    .push_bind(r.payment_due_date)
+                    .push_bind(r.net_payment_term);
+                for t in totals {
+                    b.push_bind(*t);
+                }
+                b.push_bind((r.status == "finalized").then(Utc::now));
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+        let invoice = |n: usize| &self.invoices[n].0;
+        for chunk in self.fees.chunks(MAX_BINDS / 34) {
+            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+                "INSERT INTO fees (id, organization_id, invoice_id, position, subscription_id, charge_id,
+                     charge_filter_id, fee_type, item_code, item_name, item_invoice_display_name,
+                     item_filter_invoice_display_name, item_description, item_id, item_type, filters, grouped_by,
+                     amount_cents, precise_amount_cents, amount_currency, taxes_amount_cents,
+                     taxes_precise_amount_cents, taxes_rate, precise_coupons_amount_cents, units,
+                     total_aggregated_units, events_count, unit_amount_cents, precise_unit_amount, invoiceable,
+                     from_datetime, to_datetime, pay_in_advance, description) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                let (f, inv) = (&r.fee, invoice(r.invoice));
+                b.push_bind(r.id)
+                    .push_bind(inv.organization_id)
+                    .push_bind(inv.id)
+                    .push_bind(r.position)
+                    .push_bind(f.subscription_id)
+                    .push_bind(f.charge_id)
+                    .push_bind(f.charge_filter_id)
+                    .push_bind(f.fee_type)
+                    .push_bind(&f.item_code)
+                    .push_bind(&f.item_name)
+                    .push_bind(&f.item_invoice_display_name)
+                    .push_bind(&f.item_filter_invoice_display_name)
+                    .push_bind(&f.item_description)
+                    .push_bind(f.item_id)
+                    .push_bind(f.item_type)
+                    .push_bind(f.filters.as_ref().map(sqlx::types::Json))
+                    .push_bind(sqlx::types::Json(&f.grouped_by))
+                    .push_bind(f.amount_cents)
+                    .push_bind(f.precise_amount_cents)
+                    .push_bind(&inv.currency)
+                    .push_bind(r.taxes_amount_cents)
+                    .push_bind(r.taxes_precise)
+                    .push_bind(r.taxes_rate)
+                    .push_bind(r.coupons_precise)
+                    .push_bind(f.units)
+                    .push_bind(f.units)
+                    .push_bind(f.events_count)
+                    .push_bind(f.unit_amount_cents)
+                    .push_bind(f.precise_unit_amount)
+                    .push_bind(f.invoiceable)
+                    .push_bind(f.from)
+                    .push_bind(f.to)
+                    .push_bind(r.pay_in_advance)
+                    .push_bind(&f.description);
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+        for chunk in self.fee_taxes.chunks(MAX_BINDS / 8) {
+            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+                "INSERT INTO fee_taxes (id, fee_id, organization_id, tax_id, tax_code, tax_name, tax_rate, amount_cents) ",
+            );
+            q.push_values(chunk, |mut b, (fee, n, tax, cents)| {
+                b.push_bind(Uuid::new_v4())
+                    .push_bind(*fee)
+                    .push_bind(invoice(*n).organization_id)
+                    .push_bind(tax.id)
+                    .push_bind(&tax.code)
+                    .push_bind(&tax.name)
+                    .push_bind(tax.rate)
+                    .push_bind(*cents);
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+        for chunk in self.invoice_taxes.chunks(MAX_BINDS / 11) {
+            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+                "INSERT INTO invoice_taxes (id, invoice_id, organization_id, tax_id, tax_code, tax_name,
+                     tax_description, tax_rate, amount_cents, fees_amount_cents, position) ",
+            );
+            q.push_values(chunk, |mut b, (n, pos, line, tax)| {
+                b.push_bind(Uuid::new_v4())
+                    .push_bind(invoice(*n).id)
+                    .push_bind(invoice(*n).organization_id)
+                    .push_bind(tax.as_ref().map(|t| t.id))
+                    .push_bind(&line.code)
+                    .push_bind(tax.as_ref().map_or_else(|| line.code.clone(), |t| t.name.clone()))
+                    .push_bind(tax.as_ref().and_then(|t| t.description.clone()))
+                    .push_bind(line.rate)
+                    .push_bind(line.amount_cents)
+                    .push_bind(line.fees_amount_cents)
+                    .push_bind(position(*pos));
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+        for chunk in self.credits.chunks(MAX_BINDS / 7) {
+            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+                "INSERT INTO invoice_credits (id, invoice_id, organization_id, applied_coupon_id, amount_cents,
+                     amount_currency, position) ",
+            );
+            q.push_values(chunk, |mut b, (n, pos, coupon, cents)| {
+                b.push_bind(Uuid::new_v4())
+                    .push_bind(invoice(*n).id)
+                    .push_bind(invoice(*n).organization_id)
+                    .push_bind(*coupon)
+                    .push_bind(*cents)
+                    .push_bind(&invoice(*n).currency)
+                    .push_bind(position(*pos));
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+        Ok(())
     }
-    for (i, credit) in computed.credits.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO invoice_credits (id, invoice_id, organization_id, applied_coupon_id, amount_cents,
-                 amount_currency, position)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(Uuid::new_v4())
-        .bind(invoice.id)
-        .bind(org)
-        .bind(credit.coupon)
-        .bind(credit.amount_cents)
-        .bind(&invoice.currency)
-        .bind(position(i))
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
 }

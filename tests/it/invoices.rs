@@ -790,3 +790,68 @@ async fn a_preview_with_a_plan_code_shows_the_first_invoice_of_a_new_subscriptio
         0
     );
 }
+
+#[tokio::test]
+async fn an_invoice_update_sets_its_payment_status_and_metadata_as_lago() {
+    let app = TestApp::new().await;
+    app.post(
+        "/api/v1/webhook_endpoints",
+        &json!({"webhook_endpoint": {"webhook_url": "http://127.0.0.1:9/hooks", "signature_algo": "hmac"}}),
+    )
+    .await
+    .expect(200);
+    app.post(
+        "/api/v1/plans",
+        &json!({"plan": {"name": "P", "code": "p", "interval": "monthly", "amount_cents": 1000,
+                         "amount_currency": "EUR"}}),
+    )
+    .await
+    .expect(200);
+    app.post(
+        "/api/v1/subscriptions",
+        &json!({"subscription": {"external_customer_id": "c", "plan_code": "p", "external_id": "s",
+                                 "billing_time": "calendar", "subscription_at": "2025-01-01T00:00:00Z"}}),
+    )
+    .await
+    .expect(200);
+    bill(&app, "2025-02-01T00:00:05Z".parse().unwrap()).await;
+    let list = app.get("/api/v1/invoices?external_customer_id=c").await.expect(200);
+    let id = list.body["invoices"][0]["lago_id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/invoices/{id}");
+
+    let r = app.put(&path, &json!({"invoice": {"payment_status": "succeeded"}})).await.expect(200);
+    assert_eq!(r.body["invoice"]["payment_status"], "succeeded");
+    assert!(r.body["invoice"]["fees"].as_array().unwrap().iter().all(|f| f["payment_status"] == "succeeded"));
+    // The change is announced once; setting the same status again announces nothing.
+    app.put(&path, &json!({"invoice": {"payment_status": "succeeded"}})).await.expect(200);
+    let sent: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM webhooks WHERE webhook_type = 'invoice.payment_status_updated' AND object_id = $1",
+    )
+    .bind(uuid::Uuid::parse_str(&id).unwrap())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(sent, 1);
+
+    // Metadata: added, then one updated by id and the other dropped.
+    let r = app
+        .put(&path, &json!({"invoice": {"metadata": [{"key": "po", "value": "PO-1"}, {"key": "ref", "value": "r"}]}}))
+        .await
+        .expect(200);
+    let meta = r.body["invoice"]["metadata"].as_array().unwrap().clone();
+    assert_eq!(meta.len(), 2);
+    let po = meta.iter().find(|m| m["key"] == "po").unwrap()["lago_id"].clone();
+    let r =
+        app.put(&path, &json!({"invoice": {"metadata": [{"id": po, "key": "po", "value": "PO-2"}]}})).await.expect(200);
+    let meta = &r.body["invoice"]["metadata"];
+    assert_eq!((meta.as_array().unwrap().len(), meta[0]["value"].clone()), (1, json!("PO-2")));
+
+    // Lago's errors, and nothing changed by them.
+    let r = app.put(&path, &json!({"invoice": {"payment_status": "paid"}})).await.expect(422);
+    assert_eq!(r.body["error_details"]["payment_status"][0], "value_is_invalid");
+    let six: Vec<Value> = (0..6).map(|i| json!({"key": format!("k{i}"), "value": "v"})).collect();
+    let r = app.put(&path, &json!({"invoice": {"metadata": six}})).await.expect(422);
+    assert_eq!(r.body["error_details"]["metadata"][0], "invalid_count");
+    assert_eq!(app.get(&path).await.expect(200).body["invoice"]["metadata"].as_array().unwrap().len(), 1);
+    app.put("/api/v1/invoices/5f0c1e1a-0000-4000-8000-000000000000", &json!({"invoice": {}})).await.expect(404);
+}

@@ -71,6 +71,7 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
     ("updateOrganization", "put", "/organizations"),
     ("findAllInvoices", "get", "/invoices"),
     ("findInvoice", "get", "/invoices/{lago_id}"),
+    ("updateInvoice", "put", "/invoices/{lago_id}"),
     ("finalizeInvoice", "put", "/invoices/{lago_id}/finalize"),
     ("voidInvoice", "post", "/invoices/{lago_id}/void"),
     ("refreshInvoice", "put", "/invoices/{lago_id}/refresh"),
@@ -306,6 +307,8 @@ async fn exercise_invoices(app: &TestApp) {
         .await
         .ok();
     app.put(&format!("/api/v1/invoices/{id}/finalize"), &json!({})).await.ok();
+    let update = json!({"invoice": {"payment_status": "succeeded", "metadata": [{"key": "po", "value": "PO-7"}]}});
+    app.put(&format!("/api/v1/invoices/{id}"), &update).await.ok();
     app.post(&format!("/api/v1/invoices/{id}/void"), &json!({})).await.ok();
 
     let metric = json!({"billable_metric": {"name": "Seats", "code": "seats", "aggregation_type": "count_agg"}});

@@ -8,6 +8,7 @@ use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
+use schemas::body::JsonObject;
 use schemas::objects::customer::CustomerObject;
 use schemas::objects::invoice::*;
 use schemas::objects::timestamp;
@@ -23,7 +24,7 @@ use crate::store::invoices::{self as store, Invoice, ListFilter};
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/api/v1/invoices", get(list))
-        .route("/api/v1/invoices/{lago_id}", get(show))
+        .route("/api/v1/invoices/{lago_id}", get(show).put(update))
         .route("/api/v1/invoices/{lago_id}/finalize", put(finalize))
         .route("/api/v1/invoices/{lago_id}/refresh", put(refresh))
         .route("/api/v1/invoices/{lago_id}/void", post(void))
@@ -87,6 +88,81 @@ async fn list(
         out.push(render(&mut conn, org, i).await?);
     }
     Ok(Json(InvoicesPage { invoices: out, meta: p.meta(total) }))
+}
+
+/// Lago's invoice update: the payment status (not on a draft) and the metadata.
+async fn update(
+    State(state): State<ApiState>,
+    Extension(OrgId(org)): Extension<OrgId>,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<InvoiceEnvelope>, ApiError> {
+    let id = lago_id(&id)?;
+    let input = match body.get("invoice") {
+        Some(serde_json::Value::Object(o)) => o.clone(),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "BadRequest: param is missing or the value is empty or invalid: invoice".into(),
+            ));
+        }
+    };
+    let mut errors = schemas::ValidationErrors::default();
+    let payment_status = match input.get("payment_status") {
+        None => None,
+        Some(serde_json::Value::String(s)) if matches!(s.as_str(), "pending" | "succeeded" | "failed") => {
+            Some(s.clone())
+        }
+        Some(_) => {
+            errors.add("payment_status", "value_is_invalid");
+            None
+        }
+    };
+    let metadata = match input.get("metadata") {
+        None => None,
+        Some(serde_json::Value::Array(items)) => {
+            let parsed: Vec<Option<store::MetadataInput>> = items
+                .iter()
+                .map(|m| {
+                    let key = m.get("key")?.as_str()?.to_owned();
+                    let value = m.get("value")?.as_str()?.to_owned();
+                    let id = match m.get("id") {
+                        None | Some(serde_json::Value::Null) => None,
+                        Some(v) => Some(Uuid::parse_str(v.as_str()?).ok()?),
+                    };
+                    (value.chars().count() <= 140).then_some(store::MetadataInput { id, key, value })
+                })
+                .collect();
+            if items.len() > 5 {
+                errors.add("metadata", "invalid_count");
+            } else if parsed.iter().any(Option::is_none) {
+                errors.add("metadata", "invalid_value");
+            }
+            Some(parsed.into_iter().flatten().collect::<Vec<_>>())
+        }
+        Some(_) => {
+            errors.add("metadata", "invalid_value");
+            None
+        }
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let mut tx = state.pool.begin().await.map_err(Error::from)?;
+    let status = store::status(&mut tx, org, id).await?.ok_or(ApiError::NotFound(ROOT))?;
+    if let Some(payment_status) = payment_status {
+        let current = store::get(&mut tx, org, id).await?.ok_or(ApiError::NotFound(ROOT))?.row.payment_status;
+        if status == "draft" && current != payment_status {
+            return Err(ApiError::NotAllowed("payment_status_update_on_draft_invoice"));
+        }
+        store::set_payment_status(&mut tx, org, id, &payment_status).await?;
+    }
+    if let Some(items) = metadata {
+        store::set_metadata(&mut tx, org, id, &items).await?;
+    }
+    let invoice = store::get(&mut tx, org, id).await?.ok_or(ApiError::NotFound(ROOT))?;
+    let object = render(&mut tx, org, &invoice).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(Json(InvoiceEnvelope { invoice: object }))
 }
 
 async fn finalize(
@@ -281,7 +357,14 @@ pub(super) async fn render(conn: &mut sqlx::PgConnection, org: Uuid, i: &Invoice
         updated_at: timestamp(r.updated_at),
         voided_at: r.voided_at.map(timestamp),
         customer,
-        metadata: Vec::new(),
+        metadata: i
+            .metadata
+            .iter()
+            .map(|m| {
+                serde_json::json!({"lago_id": m.id, "key": m.key, "value": m.value,
+                                   "created_at": timestamp(m.created_at)})
+            })
+            .collect(),
         applied_taxes: i
             .taxes
             .iter()

@@ -208,6 +208,7 @@ pub async fn preview(
             })
             .collect(),
         periods,
+        metadata: Vec::new(),
     })
 }
 

@@ -19,8 +19,8 @@ use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::usage::FeeDraft;
 use super::Context;
+use super::usage::FeeDraft;
 use crate::Result;
 use crate::domain::invoice_totals::{AppliedCoupon, CouponLimit, CouponValue, Frequency};
 use crate::domain::invoicing::{self, Boundaries, DraftFee, Numbering, Reason};
@@ -42,7 +42,6 @@ pub struct Written {
     pub invoices: Vec<(Uuid, Uuid)>,
     pub already_billed: usize,
 }
-
 
 pub async fn write(pool: &PgPool, batch: Vec<Pending<'_>>) -> Result<Written> {
     if batch.is_empty() {
@@ -309,4 +308,3 @@ impl Numbers {
         (*seq, *org_seq, numbering)
     }
 }
-

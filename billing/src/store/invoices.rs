@@ -144,6 +144,92 @@ pub struct Invoice {
     pub taxes: Vec<InvoiceTaxRow>,
     pub credits: Vec<CreditRow>,
     pub periods: Vec<PeriodRow>,
+    pub metadata: Vec<MetadataRow>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MetadataRow {
+    pub id: Uuid,
+    pub key: String,
+    pub value: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One metadata pair of an update: an `id` updates that pair, none adds one.
+#[derive(Debug, Clone)]
+pub struct MetadataInput {
+    pub id: Option<Uuid>,
+    pub key: String,
+    pub value: String,
+}
+
+/// Sets a finalized or voided invoice's payment status; returns the status it had (None: no such invoice). The
+/// fees follow the invoice, and a change sends `invoice.payment_status_updated`, as in Lago.
+pub async fn set_payment_status(
+    conn: &mut PgConnection,
+    org: Uuid,
+    invoice: Uuid,
+    payment_status: &str,
+) -> Result<Option<String>> {
+    let old: Option<String> =
+        sqlx::query_scalar("SELECT payment_status FROM invoices WHERE organization_id = $1 AND id = $2 FOR UPDATE")
+            .bind(org)
+            .bind(invoice)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some(old) = old else { return Ok(None) };
+    if old != payment_status {
+        sqlx::query("UPDATE invoices SET payment_status = $2, updated_at = now() WHERE id = $1")
+            .bind(invoice)
+            .bind(payment_status)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("UPDATE fees SET payment_status = $2, updated_at = now() WHERE invoice_id = $1")
+            .bind(invoice)
+            .bind(payment_status)
+            .execute(&mut *conn)
+            .await?;
+        crate::webhooks::enqueue_one(conn, crate::webhooks::WebhookType::InvoicePaymentStatusUpdated, org, invoice)
+            .await?;
+    }
+    Ok(Some(old))
+}
+
+/// Replaces an invoice's metadata as Lago does: pairs with an id are updated, pairs without one are added, and the
+/// pairs left out are removed.
+pub async fn set_metadata(conn: &mut PgConnection, org: Uuid, invoice: Uuid, items: &[MetadataInput]) -> Result<()> {
+    let keep: Vec<Uuid> = items.iter().filter_map(|m| m.id).collect();
+    sqlx::query("DELETE FROM invoice_metadata WHERE invoice_id = $1 AND NOT (id = ANY($2))")
+        .bind(invoice)
+        .bind(&keep)
+        .execute(&mut *conn)
+        .await?;
+    for m in items {
+        match m.id {
+            Some(id) => {
+                sqlx::query("UPDATE invoice_metadata SET key = $3, value = $4 WHERE invoice_id = $1 AND id = $2")
+                    .bind(invoice)
+                    .bind(id)
+                    .bind(&m.key)
+                    .bind(&m.value)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO invoice_metadata (id, invoice_id, organization_id, key, value) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(Uuid::new_v4())
+                .bind(invoice)
+                .bind(org)
+                .bind(&m.key)
+                .bind(&m.value)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Finalizes a draft: it takes the next number of its customer and of its organization (under a lock on each, so
@@ -311,6 +397,20 @@ async fn complete(conn: &mut PgConnection, org: Uuid, rows: Vec<InvoiceRow>) -> 
     .bind(&ids)
     .fetch_all(&mut *conn)
     .await?;
+    #[derive(sqlx::FromRow)]
+    struct Meta {
+        invoice_id: Uuid,
+        #[sqlx(flatten)]
+        meta: MetadataRow,
+    }
+    let metadata: Vec<Meta> = sqlx::query_as(
+        "SELECT invoice_id, id, key, value, created_at FROM invoice_metadata
+         WHERE organization_id = $1 AND invoice_id = ANY($2) ORDER BY created_at, id",
+    )
+    .bind(org)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
     Ok(rows
         .into_iter()
         .map(|row| {
@@ -321,6 +421,7 @@ async fn complete(conn: &mut PgConnection, org: Uuid, rows: Vec<InvoiceRow>) -> 
                 taxes: taxes.iter().filter(|t| t.invoice_id == row.id).map(|t| t.tax.clone()).collect(),
                 credits: credits.iter().filter(|c| c.invoice_id == row.id).map(|c| c.credit.clone()).collect(),
                 periods: periods.iter().filter(|p| p.invoice_id == row.id).map(|p| p.period.clone()).collect(),
+                metadata: metadata.iter().filter(|m| m.invoice_id == row.id).map(|m| m.meta.clone()).collect(),
                 row,
             }
         })

@@ -55,7 +55,9 @@ pub struct JobSpec {
     pub window: Window,
     pub filters: Vec<ChargeFilter>,
     pub grouped_by: Vec<String>,
-    /// Opening level of a recurring weighted sum, per subscription (absent: 0).
+    /// Added to the opening level of a weighted sum in every bucket of the subscription (absent: 0). A recurring
+    /// weighted sum already opens at the level carried over from the events before the window, computed in the
+    /// same scan; this is for a level known from elsewhere.
     pub initial_levels: HashMap<String, Decimal>,
 }
 
@@ -71,8 +73,13 @@ pub struct SubscriptionTotal {
 /// Runs `job` against `store`.
 pub async fn run(store: &dyn EventStore, job: &JobSpec) -> Result<Vec<SubscriptionTotal>, JobError> {
     let started = Instant::now();
+    // Recurring sums and unique counts count all history; a recurring weighted sum reads it to open each bucket at
+    // its level carried over from before the window (folded into the window's start by `to_batch`).
     let no_lower_bound = job.metric.recurring
-        && matches!(job.metric.aggregation_type, AggregationType::Sum | AggregationType::UniqueCount);
+        && matches!(
+            job.metric.aggregation_type,
+            AggregationType::Sum | AggregationType::UniqueCount | AggregationType::WeightedSum
+        );
     let filter = ScanFilter {
         organization_id: job.organization_id,
         external_subscription_ids: job.subscriptions.clone(),
@@ -214,16 +221,20 @@ fn to_batch(job: &JobSpec, events: &[schemas::event::Event]) -> Result<RecordBat
                     );
                 }
             }
+            // A weighted sum's change from before the window moves the opening level: it lands on the window's
+            // start and is not counted as an event of the period.
+            let before = weighted && e.timestamp < job.window.from;
+            let ts = if before { job.window.from } else { e.timestamp };
             cols.push(
                 &e.external_subscription_id,
                 bucket,
                 &grp,
-                e.timestamp.timestamp_micros(),
+                ts.timestamp_micros(),
                 e.ingested_at.timestamp_micros(),
                 value,
                 text.as_deref(),
                 &op,
-                true,
+                !before,
             );
         }
     }

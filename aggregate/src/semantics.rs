@@ -9,7 +9,9 @@
 //!   `add`) is an add.
 //! - Latest is the value of the last event by time (ties: the last received), negative values count as 0.
 //! - Weighted sum treats each value as a change of a level and averages the level over the whole period, in
-//!   seconds, from an initial level (the previous period's closing level for recurring metrics).
+//!   seconds, from an initial level. A recurring weighted sum carries its level over: it opens at the sum of every
+//!   value before the period (Lago's cached `current_aggregation` of the previous period, which chains the same
+//!   sums), per filter bucket and pricing group, plus any explicit initial level.
 //! - Rounding (`round`/`ceil`/`floor`, half away from zero, precision may be negative) applies to the total.
 
 use std::collections::BTreeMap;
@@ -176,15 +178,25 @@ pub fn round_units(x: Decimal, function: RoundingFunction, precision: i32) -> De
     }
 }
 
-/// The total of `events` (any order) for `metric` over `window`; `initial_level` is the weighted sum's opening
-/// level (0 unless the metric is recurring).
+/// The total of `events` (any order) for `metric` over `window`; `initial_level` is added to the weighted sum's
+/// opening level (which, for a recurring one, is the sum of the values before the window).
 pub fn aggregate(metric: &MetricSpec, events: &[EventRow], window: &Window, initial_level: Decimal) -> Total {
     let lower_bound =
         !(metric.recurring && matches!(metric.aggregation_type, AggregationType::Sum | AggregationType::UniqueCount));
+    let field = metric.field_name.as_deref().unwrap_or("");
+    let carried: Decimal = if metric.recurring && metric.aggregation_type == AggregationType::WeightedSum {
+        events
+            .iter()
+            .filter(|e| e.timestamp < window.from)
+            .filter_map(|e| property_text(&e.properties, field).and_then(|t| value_of(&t)))
+            .sum()
+    } else {
+        Decimal::ZERO
+    };
+    let initial_level = initial_level + carried;
     let mut selected: Vec<&EventRow> =
         events.iter().filter(|e| e.timestamp <= window.to && (!lower_bound || e.timestamp >= window.from)).collect();
     selected.sort_by_key(|e| (e.timestamp, e.ingested_at));
-    let field = metric.field_name.as_deref().unwrap_or("");
     let values: Vec<(&EventRow, Decimal)> = if metric.aggregation_type.numeric() {
         selected
             .iter()
@@ -521,6 +533,27 @@ mod tests {
         let events =
             vec![ev("2023-04-04T00:00:00Z", json!({"v": -2000})), ev("2023-04-06T00:00:00Z", json!({"v": -200}))];
         assert_eq!(aggregate(&m, &events, &april, d("2500")).units.round_dp(10), d("533.3333333333"));
+    }
+
+    /// The same scenario without a given level: April opens at March's closing level, read from March's events.
+    #[test]
+    fn weighted_sum_recurring_carries_the_level_over() {
+        let m = MetricSpec { recurring: true, ..spec(AggregationType::WeightedSum, false) };
+        let april = window("2023-04-01T00:00:00Z", "2023-04-30T23:59:59.999999Z", 30);
+        let events = vec![
+            ev("2023-03-05T00:00:00Z", json!({"v": 2500})),
+            ev("2023-04-04T00:00:00Z", json!({"v": -2000})),
+            ev("2023-04-06T00:00:00Z", json!({"v": -200})),
+        ];
+        // (2500 × 3 days + 500 × 2 days + 300 × 25 days) / 30 days = 16000 / 30.
+        let w = aggregate(&m, &events, &april, Decimal::ZERO);
+        assert_eq!((w.units.round_dp(10), w.count), (d("533.3333333333"), 2));
+        // Only history: the level holds the whole period, no event counted.
+        let may = window("2023-05-01T00:00:00Z", "2023-05-31T23:59:59.999999Z", 31);
+        assert_eq!(aggregate(&m, &events, &may, Decimal::ZERO), Total { units: d("300"), count: 0 });
+        // Not recurring: every period opens at zero.
+        let plain = spec(AggregationType::WeightedSum, false);
+        assert_eq!(aggregate(&plain, &events, &may, Decimal::ZERO), Total { units: d("0"), count: 0 });
     }
 
     #[test]

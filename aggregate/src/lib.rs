@@ -6,6 +6,7 @@ pub mod clickhouse_store;
 pub mod details;
 pub mod jobs;
 pub mod postgres;
+pub mod scan;
 pub mod semantics;
 pub mod store;
 

@@ -21,7 +21,8 @@ use crate::support::{Mode, TestApp, in_both_modes};
 in_both_modes!(
     jobs_match_the_reference_on_generated_events,
     unique_count_jobs_match_the_reference,
-    recurring_weighted_sum_carries_the_level_over
+    recurring_weighted_sum_carries_the_level_over,
+    the_scan_table_takes_filters_and_projection_down_to_the_store
 );
 
 /// An empty event store of `mode`: the test's Postgres `events` truncated, or a fresh ClickHouse database.
@@ -371,4 +372,47 @@ async fn current_usage_of_a_recurring_weighted_sum_opens_at_the_previous_level()
     let charge = &u.body["customer_usage"]["charges_usage"][0];
     assert_eq!(Decimal::from_str(charge["units"].as_str().unwrap()).unwrap(), Decimal::from(15) / Decimal::from(2));
     assert_eq!(charge["amount_cents"], 1500);
+}
+
+/// The store answers the subscription, code and time filters itself (no filter left in DataFusion's plan) and returns
+/// only the projected columns, deduplicated; a filter it cannot take stays with DataFusion.
+async fn the_scan_table_takes_filters_and_projection_down_to_the_store(mode: Mode) {
+    let app = TestApp::new().await;
+    let store = empty_store(mode, &app).await;
+    let (sent, kept) = generate(21, 300, false);
+    store.write(&sent).await.unwrap();
+    let table = aggregate::scan::EventScanTable::new(store.handle(), kept[0].organization_id, &["region".into()]);
+    let ctx = datafusion::prelude::SessionContext::new();
+    ctx.register_table("events", Arc::new(table)).unwrap();
+    let (from, to) = (window().from.timestamp_micros(), window().to.timestamp_micros());
+    let query = format!(
+        "SELECT external_subscription_id, \"properties.region\" FROM events
+         WHERE code = 'm' AND external_subscription_id IN ('sub-a', 'sub-c') AND timestamp >= {from} AND timestamp <= {to}"
+    );
+    let plan = ctx.sql(&format!("EXPLAIN {query}")).await.unwrap().collect().await.unwrap();
+    let plan = datafusion::arrow::util::pretty::pretty_format_batches(&plan).unwrap().to_string();
+    assert!(!plan.contains("FilterExec"), "{plan}");
+    let batches = ctx.sql(&query).await.unwrap().collect().await.unwrap();
+    let want: Vec<&Event> = kept
+        .iter()
+        .filter(|e| {
+            e.code == "m"
+                && ["sub-a", "sub-c"].contains(&e.external_subscription_id.as_str())
+                && e.timestamp >= window().from
+                && e.timestamp <= window().to
+        })
+        .collect();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), want.len());
+    assert!(batches.iter().all(|b| b.num_columns() == 2));
+    let regions = |b: &datafusion::arrow::array::RecordBatch| {
+        use datafusion::arrow::array::Array;
+        let c = b.column(1).as_any().downcast_ref::<datafusion::arrow::array::StringArray>().unwrap();
+        (0..c.len()).filter(|&i| c.is_valid(i) && c.value(i) == "eu").count()
+    };
+    let eu = want.iter().filter(|e| e.properties.contains(r#""region":"eu""#)).count();
+    assert_eq!(batches.iter().map(regions).sum::<usize>(), eu);
+    // A condition on a property is not the store's: DataFusion keeps it and applies it.
+    let filtered =
+        ctx.sql(&format!("{query} AND \"properties.region\" = 'eu'")).await.unwrap().collect().await.unwrap();
+    assert_eq!(filtered.iter().map(|b| b.num_rows()).sum::<usize>(), eu);
 }

@@ -389,19 +389,21 @@ impl ClickHouseStore {
             format!("[{}]", vec![PROPERTY_TEXT; keys.len()].join(", "))
         };
         let pick = |wanted: bool, column: &str, empty: &str| if wanted { column.to_owned() } else { empty.to_owned() };
+        // The inner query carries through its sort only the identity, the order and the wanted values.
         let mut sql = format!(
-            "SELECT {org} AS organization_id, {sub} AS external_subscription_id, {code} AS code, {tx} AS transaction_id,
-                    {ts} AS timestamp_us, {ing} AS ingested_us, props
-             FROM (SELECT organization_id, external_subscription_id, code, transaction_id, timestamp_us, ingested_us,
-                          {props} AS props
+            "SELECT {org} AS o_, {sub} AS s_, {code} AS c_, {tx} AS x_, t_, {ing} AS i_, p_
+             FROM (SELECT external_subscription_id, transaction_id, ingested_us, {org_inner} AS o_,
+                          {code_inner} AS c_, {ts} AS t_, {props} AS p_
                    FROM events_enriched
                    WHERE organization_id = ? AND timestamp_us >= ? AND timestamp_us < ?",
-            org = pick(wants(ScanColumn::OrganizationId), "organization_id", "''"),
+            org = pick(wants(ScanColumn::OrganizationId), "o_", "''"),
             sub = pick(wants(ScanColumn::ExternalSubscriptionId), "external_subscription_id", "''"),
-            code = pick(wants(ScanColumn::Code), "code", "''"),
+            code = pick(wants(ScanColumn::Code), "c_", "''"),
             tx = pick(wants(ScanColumn::TransactionId), "transaction_id", "''"),
-            ts = pick(wants(ScanColumn::Timestamp), "timestamp_us", "toInt64(0)"),
             ing = pick(wants(ScanColumn::IngestedAt), "ingested_us", "toInt64(0)"),
+            org_inner = pick(wants(ScanColumn::OrganizationId), "organization_id", "''"),
+            code_inner = pick(wants(ScanColumn::Code), "code", "''"),
+            ts = pick(wants(ScanColumn::Timestamp), "timestamp_us", "toInt64(0)"),
         );
         if !f.external_subscription_ids.is_empty() {
             sql.push_str(" AND external_subscription_id IN (SELECT arrayJoin(?))");

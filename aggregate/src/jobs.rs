@@ -84,9 +84,12 @@ pub struct SubscriptionTotal {
 pub async fn run(store: &dyn EventStore, job: &JobSpec) -> Result<Vec<SubscriptionTotal>, JobError> {
     let started = Instant::now();
     let scanned = scan(store, job).await?;
+    let label = crate::metrics::aggregation_label(job.metric.aggregation_type);
+    ::metrics::counter!(crate::metrics::ROWS_SCANNED_TOTAL, "aggregation" => label)
+        .increment(scanned.iter().map(|b| b.num_rows() as u64).sum());
     let prepared = prepare(job, &scanned)?;
     let totals = totals(job, prepared).await?;
-    ::metrics::histogram!("billstream_aggregate_job_duration_seconds").record(started.elapsed().as_secs_f64());
+    ::metrics::histogram!(crate::metrics::JOB_DURATION, "aggregation" => label).record(started.elapsed().as_secs_f64());
     Ok(totals)
 }
 

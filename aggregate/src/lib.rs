@@ -5,6 +5,7 @@
 pub mod clickhouse_store;
 pub mod details;
 pub mod jobs;
+pub mod metrics;
 pub mod postgres;
 pub mod scan;
 pub mod semantics;

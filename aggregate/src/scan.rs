@@ -203,8 +203,6 @@ impl TableProvider for EventScanTable {
             };
             self.store.scan_batches(&filter, &columns).await.map_err(|e| DataFusionError::External(Box::new(e)))?
         };
-        ::metrics::counter!("billstream_aggregate_rows_scanned_total")
-            .increment(batches.iter().map(|b| b.num_rows() as u64).sum());
         Ok(MemorySourceConfig::try_new_exec(&[batches], schema, None)?)
     }
 }

@@ -372,6 +372,14 @@ async fn current_usage_of_a_recurring_weighted_sum_opens_at_the_previous_level()
     let charge = &u.body["customer_usage"]["charges_usage"][0];
     assert_eq!(Decimal::from_str(charge["units"].as_str().unwrap()).unwrap(), Decimal::from(15) / Decimal::from(2));
     assert_eq!(charge["amount_cents"], 1500);
+    // The job shows on /metrics: its duration and the rows it read.
+    let metrics = String::from_utf8(app.raw("GET", "/metrics", None, vec![]).await.raw).unwrap();
+    for needle in [
+        r#"billstream_aggregate_job_duration_seconds_bucket{aggregation="weighted_sum""#,
+        r#"billstream_aggregate_rows_scanned_total{aggregation="weighted_sum"}"#,
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from /metrics");
+    }
 }
 
 /// The store answers the subscription, code and time filters itself (no filter left in DataFusion's plan) and returns

@@ -227,7 +227,21 @@ fn main() {
             .push((format!("clickhouse {name}: job / ClickHouse SQL time"), ours.as_secs_f64() / theirs.as_secs_f64()));
         ratios.push((format!("in-memory {name}: events/s per core"), rate(ch_events, memory) / cores as f64));
     }
-    drop(store);
+    // A weighted sum (window functions over the time-ordered rows): 18.16 has no window functions to compare with,
+    // so the job and its in-memory part alone.
+    let j = job(AggregationType::WeightedSum, subs);
+    let (ours, _) = best(reps, || runtime.block_on(run(&store, &j)).expect("job"));
+    let scanned = runtime.block_on(scan(&store, &j)).expect("scan");
+    let prepared = prepare(&j, &scanned).expect("prepare");
+    let (memory, _) = best(reps, || runtime.block_on(totals(&j, prepared.clone())).expect("totals"));
+    lines.push(Line { what: "clickhouse weighted_sum: job".into(), events: ch_events, time: ours });
+    lines.push(Line {
+        what: format!("clickhouse weighted_sum:   DataFusion query in memory ({cores} cores)"),
+        events: ch_events,
+        time: memory,
+    });
+    ratios.push(("in-memory weighted_sum: events/s per core".into(), rate(ch_events, memory) / cores as f64));
+    drop((store, scanned, prepared));
 
     // Postgres: 1M events inserted by the server.
     let db = testkit::TestPostgres::shared().database();

@@ -117,16 +117,18 @@ struct EventRow {
     ingested_us: i64,
 }
 
-/// A row of a batch scan: columns the scan does not need come as `''` / `0`, properties as one array.
+/// A row of a batch scan, borrowed from the response buffer: columns the scan does not need come as `''` / `0`,
+/// properties as one array.
 #[derive(Debug, Row, Deserialize)]
-struct ScanRow {
-    organization_id: String,
-    external_subscription_id: String,
-    code: String,
-    transaction_id: String,
+struct ScanRow<'a> {
+    organization_id: &'a str,
+    external_subscription_id: &'a str,
+    code: &'a str,
+    transaction_id: &'a str,
     timestamp_us: i64,
     ingested_us: i64,
-    props: Vec<Option<String>>,
+    #[serde(borrow)]
+    props: Vec<Option<&'a str>>,
 }
 
 /// A property's text as Postgres' `->>` gives it, from the JSON string (18.16 has no `JSONExtract*`): a string's
@@ -423,20 +425,20 @@ impl ClickHouseStore {
         if !f.codes.is_empty() {
             q = q.bind(&f.codes);
         }
-        let mut cursor = q.fetch::<ScanRow>().map_err(ch_error)?;
+        let mut cursor = q.fetch::<ScanRow<'_>>().map_err(ch_error)?;
         let mut out = ScanBatches::new(columns);
         while let Some(r) = cursor.next().await.map_err(ch_error)? {
             let mut p = 0;
             for (i, c) in columns.iter().enumerate() {
                 match c {
-                    ScanColumn::OrganizationId => out.text(i, Some(&r.organization_id)),
-                    ScanColumn::ExternalSubscriptionId => out.text(i, Some(&r.external_subscription_id)),
-                    ScanColumn::Code => out.text(i, Some(&r.code)),
-                    ScanColumn::TransactionId => out.text(i, Some(&r.transaction_id)),
+                    ScanColumn::OrganizationId => out.text(i, Some(r.organization_id)),
+                    ScanColumn::ExternalSubscriptionId => out.text(i, Some(r.external_subscription_id)),
+                    ScanColumn::Code => out.text(i, Some(r.code)),
+                    ScanColumn::TransactionId => out.text(i, Some(r.transaction_id)),
                     ScanColumn::Timestamp => out.int(i, r.timestamp_us),
                     ScanColumn::IngestedAt => out.int(i, r.ingested_us),
                     ScanColumn::Property(_) => {
-                        out.text(i, r.props.get(p).and_then(|v| v.as_deref()));
+                        out.text(i, r.props.get(p).copied().flatten());
                         p += 1;
                     }
                 }

@@ -425,6 +425,8 @@ impl ClickHouseStore {
         if !f.codes.is_empty() {
             q = q.bind(&f.codes);
         }
+        // The dedup sorts every matching row: spill it to disk past 1 GB rather than fail at the memory limit.
+        q = q.with_setting("max_bytes_before_external_sort", "1000000000");
         let mut cursor = q.fetch::<ScanRow<'_>>().map_err(ch_error)?;
         let mut out = ScanBatches::new(columns);
         while let Some(r) = cursor.next().await.map_err(ch_error)? {

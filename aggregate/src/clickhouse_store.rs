@@ -29,7 +29,9 @@ use schemas::event::Event;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::store::{EventQuery, EventStore, ScanFilter, StoreError};
+use crate::store::{EventQuery, EventStore, ScanBatches, ScanColumn, ScanFilter, StoreError};
+use datafusion::arrow::array::RecordBatch;
+use std::sync::Arc;
 
 /// What the sink extracts from an event for aggregation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -114,6 +116,28 @@ struct EventRow {
     precise_total_amount_cents: Option<String>,
     ingested_us: i64,
 }
+
+/// A row of a batch scan, borrowed from the response buffer: columns the scan does not need come as `''` / `0`,
+/// properties as one array.
+#[derive(Debug, Row, Deserialize)]
+struct ScanRow<'a> {
+    organization_id: &'a str,
+    external_subscription_id: &'a str,
+    code: &'a str,
+    transaction_id: &'a str,
+    timestamp_us: i64,
+    ingested_us: i64,
+    #[serde(borrow)]
+    props: Vec<Option<&'a str>>,
+}
+
+/// A property's text as Postgres' `->>` gives it, from the JSON string (18.16 has no `JSONExtract*`): a string's
+/// unescaped value, a number's or boolean's literal as sent, null when missing or JSON null. `visitParam*` reads the
+/// first `"key":` at any depth, so a nested object with the same key before the top-level one would be read instead;
+/// events with such properties are rare, and the sink's `value` and `group_key` columns are the place to fix that.
+const PROPERTY_TEXT: &str = "if(substring(visitParamExtractRaw(properties, ?), 1, 1) = '\"', \
+     toNullable(visitParamExtractString(properties, ?)), \
+     nullIf(nullIf(visitParamExtractRaw(properties, ?), ''), 'null'))";
 
 #[derive(Debug, Row, Deserialize)]
 struct IdentityRow {
@@ -350,6 +374,82 @@ impl ClickHouseStore {
         self.fetch_events(q).await
     }
 
+    /// The scan as batches. Each identity once, the first ingested, decided in the query (`LIMIT 1 BY` after
+    /// sorting on `ingested_us`), before merges; only the needed properties leave the server.
+    async fn scan_columns(&self, f: &ScanFilter, columns: &[ScanColumn]) -> Result<Vec<RecordBatch>, StoreError> {
+        let wants = |c: ScanColumn| columns.contains(&c);
+        let keys: Vec<&str> = columns
+            .iter()
+            .filter_map(|c| match c {
+                ScanColumn::Property(k) => Some(k.as_str()),
+                _ => None,
+            })
+            .collect();
+        let props = if keys.is_empty() {
+            "[CAST(NULL AS Nullable(String))]".to_owned()
+        } else {
+            format!("[{}]", vec![PROPERTY_TEXT; keys.len()].join(", "))
+        };
+        let pick = |wanted: bool, column: &str, empty: &str| if wanted { column.to_owned() } else { empty.to_owned() };
+        // The inner query carries through its sort only the identity, the order and the wanted values.
+        let mut sql = format!(
+            "SELECT {org} AS o_, {sub} AS s_, {code} AS c_, {tx} AS x_, t_, {ing} AS i_, p_
+             FROM (SELECT external_subscription_id, transaction_id, ingested_us, {org_inner} AS o_,
+                          {code_inner} AS c_, {ts} AS t_, {props} AS p_
+                   FROM events_enriched
+                   WHERE organization_id = ? AND timestamp_us >= ? AND timestamp_us < ?",
+            org = pick(wants(ScanColumn::OrganizationId), "o_", "''"),
+            sub = pick(wants(ScanColumn::ExternalSubscriptionId), "external_subscription_id", "''"),
+            code = pick(wants(ScanColumn::Code), "c_", "''"),
+            tx = pick(wants(ScanColumn::TransactionId), "transaction_id", "''"),
+            ing = pick(wants(ScanColumn::IngestedAt), "ingested_us", "toInt64(0)"),
+            org_inner = pick(wants(ScanColumn::OrganizationId), "organization_id", "''"),
+            code_inner = pick(wants(ScanColumn::Code), "code", "''"),
+            ts = pick(wants(ScanColumn::Timestamp), "timestamp_us", "toInt64(0)"),
+        );
+        if !f.external_subscription_ids.is_empty() {
+            sql.push_str(" AND external_subscription_id IN (SELECT arrayJoin(?))");
+        }
+        if !f.codes.is_empty() {
+            sql.push_str(" AND code IN (SELECT arrayJoin(?))");
+        }
+        sql.push_str(" ORDER BY ingested_us LIMIT 1 BY external_subscription_id, transaction_id)");
+        let mut q = self.client.query(&sql);
+        for k in &keys {
+            q = q.bind(*k).bind(*k).bind(*k);
+        }
+        q = q.bind(f.organization_id.to_string()).bind(micros(f.from)).bind(micros(f.to));
+        if !f.external_subscription_ids.is_empty() {
+            q = q.bind(&f.external_subscription_ids);
+        }
+        if !f.codes.is_empty() {
+            q = q.bind(&f.codes);
+        }
+        // The dedup sorts every matching row: spill it to disk past 1 GB rather than fail at the memory limit.
+        q = q.with_setting("max_bytes_before_external_sort", "1000000000");
+        let mut cursor = q.fetch::<ScanRow<'_>>().map_err(ch_error)?;
+        let mut out = ScanBatches::new(columns);
+        while let Some(r) = cursor.next().await.map_err(ch_error)? {
+            let mut p = 0;
+            for (i, c) in columns.iter().enumerate() {
+                match c {
+                    ScanColumn::OrganizationId => out.text(i, Some(r.organization_id)),
+                    ScanColumn::ExternalSubscriptionId => out.text(i, Some(r.external_subscription_id)),
+                    ScanColumn::Code => out.text(i, Some(r.code)),
+                    ScanColumn::TransactionId => out.text(i, Some(r.transaction_id)),
+                    ScanColumn::Timestamp => out.int(i, r.timestamp_us),
+                    ScanColumn::IngestedAt => out.int(i, r.ingested_us),
+                    ScanColumn::Property(_) => {
+                        out.text(i, r.props.get(p).copied().flatten());
+                        p += 1;
+                    }
+                }
+            }
+            out.end_row()?;
+        }
+        out.finish()
+    }
+
     async fn find_row(&self, org: Uuid, transaction_id: &str) -> Result<Option<Event>, StoreError> {
         let q = self
             .client
@@ -425,6 +525,18 @@ impl EventStore for ClickHouseStore {
 
     fn scan<'a>(&'a self, filter: &'a ScanFilter) -> BoxFuture<'a, Result<Vec<Event>, StoreError>> {
         self.scan_rows(filter).boxed()
+    }
+
+    fn scan_batches<'a>(
+        &'a self,
+        filter: &'a ScanFilter,
+        columns: &'a [ScanColumn],
+    ) -> BoxFuture<'a, Result<Vec<RecordBatch>, StoreError>> {
+        self.scan_columns(filter, columns).boxed()
+    }
+
+    fn handle(&self) -> Arc<dyn EventStore> {
+        Arc::new(self.clone())
     }
 
     fn find<'a>(

@@ -1,32 +1,36 @@
 //! Aggregation jobs on DataFusion: the totals of one billable metric for many subscriptions over one window, in one
 //! scan of the event store and one query.
 //!
-//! The scan reads only the organization, subscriptions, code and time range the job needs (the store's filter is
-//! the pushdown). Each event is assigned its charge filter bucket and pricing group with the same functions as the
-//! reference semantics, then the rows go to DataFusion as an Arrow batch whose `value` column holds the aggregated
-//! property as `Decimal128(38, 9)` (null when it is not a plain decimal, so such events are skipped as Lago does).
-//! Weighted sums run as window functions over the time-ordered rows, with the opening level as a synthetic first
-//! row, and are divided by the period's length in rust_decimal.
+//! The job reads the store through `EventScanTable`: DataFusion pushes the organization, subscriptions, code and time
+//! range down to the store, and the projection to the subscription, the times and the properties the metric, its
+//! filters and groups need, so the store returns narrow Arrow batches (already deduplicated on the identity). Each
+//! row is then given its charge filter bucket and pricing group with the same rules as the reference semantics,
+//! and its `value` as `Decimal128(38, 9)` (null when it is not a plain decimal, so such events are skipped as Lago
+//! does). The totals are one SQL query over those batches. Weighted sums run as window functions over the
+//! time-ordered rows, opening at the level carried over from before the window (recurring) plus any given level,
+//! and are divided by the period's length in rust_decimal.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::DateTime;
 use datafusion::arrow::array::{
-    Array, ArrayRef, Decimal128Array, Decimal128Builder, Int64Array, Int64Builder, RecordBatch, StringArray,
-    StringBuilder,
+    Array, ArrayRef, BooleanBuilder, Decimal128Array, Decimal128Builder, Int64Array, Int64Builder, RecordBatch,
+    StringArray, StringBuilder, UInt32Array, new_null_array,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::prelude::SessionContext;
+use datafusion::arrow::compute::take;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionContext, col, ident, lit};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
+use crate::scan::EventScanTable;
 use crate::semantics::{
-    AggregationType, ChargeFilter, EventRow, Group, MetricSpec, Total, VALUE_SCALE, Window, ceil_to_second, filters_of,
-    from_raw, group_of, property_text, round_units, to_raw, value_of, weighted_average,
+    AggregationType, ChargeFilter, EventRow, FilterSet, Group, MetricSpec, Total, VALUE_SCALE, Window, ceil_to_second,
+    from_raw, group_by, raw_value, round_units, to_raw, weighted_average,
 };
-use crate::store::{EventStore, ScanFilter, StoreError};
+use crate::store::{EventStore, StoreError};
 
 /// Scale of the `value` column: the nine decimal places of the aggregation semantics.
 const SCALE: i8 = VALUE_SCALE as i8;
@@ -41,6 +45,12 @@ pub enum JobError {
 
 impl From<datafusion::error::DataFusionError> for JobError {
     fn from(e: datafusion::error::DataFusionError) -> Self {
+        // A store failure inside the scan keeps its kind (unavailable: retry later).
+        if let datafusion::error::DataFusionError::External(inner) = &e
+            && let Some(store) = inner.downcast_ref::<StoreError>()
+        {
+            return JobError::Store(store.clone());
+        }
         JobError::Engine(e.to_string())
     }
 }
@@ -55,7 +65,9 @@ pub struct JobSpec {
     pub window: Window,
     pub filters: Vec<ChargeFilter>,
     pub grouped_by: Vec<String>,
-    /// Opening level of a recurring weighted sum, per subscription (absent: 0).
+    /// Added to the opening level of a weighted sum in every bucket of the subscription (absent: 0). A recurring
+    /// weighted sum already opens at the level carried over from the events before the window, computed in the
+    /// same scan; this is for a level known from elsewhere.
     pub initial_levels: HashMap<String, Decimal>,
 }
 
@@ -71,169 +83,257 @@ pub struct SubscriptionTotal {
 /// Runs `job` against `store`.
 pub async fn run(store: &dyn EventStore, job: &JobSpec) -> Result<Vec<SubscriptionTotal>, JobError> {
     let started = Instant::now();
-    let no_lower_bound = job.metric.recurring
-        && matches!(job.metric.aggregation_type, AggregationType::Sum | AggregationType::UniqueCount);
-    let filter = ScanFilter {
-        organization_id: job.organization_id,
-        external_subscription_ids: job.subscriptions.clone(),
-        codes: vec![job.code.clone()],
-        // Ingest refuses timestamps before year 1, so that is "all history".
-        from: if no_lower_bound {
-            DateTime::from_timestamp(-62_135_596_800, 0).unwrap_or(job.window.from)
-        } else {
-            job.window.from
-        },
-        to: job.window.to + chrono::Duration::microseconds(1),
-    };
-    let events = store.scan(&filter).await?;
-    ::metrics::counter!("billstream_aggregate_rows_scanned_total").increment(events.len() as u64);
-    let batch = to_batch(job, &events)?;
-    let rows = query(job, batch).await?;
-    let totals = complete(job, rows);
-    ::metrics::histogram!("billstream_aggregate_job_duration_seconds").record(started.elapsed().as_secs_f64());
+    let scanned = scan(store, job).await?;
+    let label = crate::metrics::aggregation_label(job.metric.aggregation_type);
+    ::metrics::counter!(crate::metrics::ROWS_SCANNED_TOTAL, "aggregation" => label)
+        .increment(scanned.iter().map(|b| b.num_rows() as u64).sum());
+    let prepared = prepare(job, &scanned)?;
+    let totals = totals(job, prepared).await?;
+    ::metrics::histogram!(crate::metrics::JOB_DURATION, "aggregation" => label).record(started.elapsed().as_secs_f64());
     Ok(totals)
 }
 
-fn schema() -> Arc<Schema> {
+/// Whether the job reads all history before its window: recurring sums and unique counts count it, and a recurring
+/// weighted sum opens at the level it leaves.
+fn reads_history(metric: &MetricSpec) -> bool {
+    metric.recurring
+        && matches!(
+            metric.aggregation_type,
+            AggregationType::Sum | AggregationType::UniqueCount | AggregationType::WeightedSum
+        )
+}
+
+/// The properties the job reads, each once: the aggregated field, the unique count's operation, filter and group
+/// keys.
+fn properties(job: &JobSpec) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |k: &str| {
+        if !out.iter().any(|p| p == k) {
+            out.push(k.to_owned());
+        }
+    };
+    if job.metric.aggregation_type != AggregationType::Count {
+        add(job.metric.field_name.as_deref().unwrap_or(""));
+    }
+    if job.metric.aggregation_type == AggregationType::UniqueCount {
+        add("operation_type");
+    }
+    for f in &job.filters {
+        for k in f.values.keys() {
+            add(k);
+        }
+    }
+    for k in &job.grouped_by {
+        add(k);
+    }
+    out
+}
+
+/// The job's events from the store, as batches of (subscription, timestamp, ingested_at, properties...).
+pub async fn scan(store: &dyn EventStore, job: &JobSpec) -> Result<Vec<RecordBatch>, JobError> {
+    let properties = properties(job);
+    let table = EventScanTable::new(store.handle(), job.organization_id, &properties);
+    // Both ends of the window are included.
+    let end = job.window.to.timestamp_micros() + 1;
+    let mut keep = col("code").eq(lit(job.code.clone())).and(col("timestamp").lt(lit(end)));
+    if !reads_history(&job.metric) {
+        keep = keep.and(col("timestamp").gt_eq(lit(job.window.from.timestamp_micros())));
+    }
+    if !job.subscriptions.is_empty() {
+        let subs = job.subscriptions.iter().map(|s| lit(s.clone())).collect();
+        keep = keep.and(col("external_subscription_id").in_list(subs, false));
+    }
+    let mut columns = vec![col("external_subscription_id"), col("timestamp"), col("ingested_at")];
+    columns.extend(properties.iter().map(|p| ident(format!("properties.{p}"))));
+    let ctx = SessionContext::new();
+    Ok(ctx.read_table(Arc::new(table))?.filter(keep)?.select(columns)?.collect().await?)
+}
+
+/// The schema `prepare` produces and the totals query reads. `bucket` and `grp` are null when the job has neither
+/// filters nor groups (everything is the default bucket's only group).
+fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("sub", DataType::Utf8, false),
-        Field::new("bucket", DataType::Int64, false),
-        Field::new("grp", DataType::Utf8, false),
+        Field::new("bucket", DataType::Int64, true),
+        Field::new("grp", DataType::Utf8, true),
         Field::new("ts", DataType::Int64, false),
         Field::new("ing", DataType::Int64, false),
         Field::new("value", DataType::Decimal128(38, SCALE), true),
         Field::new("text", DataType::Utf8, true),
-        Field::new("op", DataType::Utf8, false),
+        Field::new("adds", DataType::Boolean, true),
         Field::new("real", DataType::Int64, false),
     ]))
 }
 
-struct Columns {
-    sub: StringBuilder,
-    bucket: Int64Builder,
-    grp: StringBuilder,
-    ts: Int64Builder,
-    ing: Int64Builder,
-    value: Decimal128Builder,
-    text: StringBuilder,
-    op: StringBuilder,
-    real: Int64Builder,
-}
-
-impl Columns {
-    fn new() -> Self {
-        Columns {
-            sub: StringBuilder::new(),
-            bucket: Int64Builder::new(),
-            grp: StringBuilder::new(),
-            ts: Int64Builder::new(),
-            ing: Int64Builder::new(),
-            value: Decimal128Builder::new(),
-            text: StringBuilder::new(),
-            op: StringBuilder::new(),
-            real: Int64Builder::new(),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn push(
-        &mut self,
-        sub: &str,
-        bucket: i64,
-        grp: &str,
-        ts: i64,
-        ing: i64,
-        value: Option<i128>,
-        text: Option<&str>,
-        op: &str,
-        real: bool,
-    ) {
-        self.sub.append_value(sub);
-        self.bucket.append_value(bucket);
-        self.grp.append_value(grp);
-        self.ts.append_value(ts);
-        self.ing.append_value(ing);
-        self.value.append_option(value);
-        self.text.append_option(text);
-        self.op.append_value(op);
-        self.real.append_value(i64::from(real));
-    }
-
-    fn finish(mut self) -> Result<RecordBatch, JobError> {
-        let value =
-            self.value.finish().with_precision_and_scale(38, SCALE).map_err(|e| JobError::Engine(e.to_string()))?;
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.sub.finish()),
-            Arc::new(self.bucket.finish()),
-            Arc::new(self.grp.finish()),
-            Arc::new(self.ts.finish()),
-            Arc::new(self.ing.finish()),
-            Arc::new(value),
-            Arc::new(self.text.finish()),
-            Arc::new(self.op.finish()),
-            Arc::new(self.real.finish()),
-        ];
-        RecordBatch::try_new(schema(), columns).map_err(|e| JobError::Engine(e.to_string()))
-    }
+/// Whether every row is in the default bucket's only group, so the query groups by subscription alone.
+fn single_bucket(job: &JobSpec) -> bool {
+    job.filters.is_empty() && job.grouped_by.is_empty()
 }
 
 fn group_key(group: &Group) -> String {
     serde_json::to_string(group).unwrap_or_default()
 }
 
-fn to_batch(job: &JobSpec, events: &[schemas::event::Event]) -> Result<RecordBatch, JobError> {
-    let field = job.metric.field_name.as_deref().unwrap_or("");
-    let mut cols = Columns::new();
-    let mut opened: BTreeMap<(String, i64, String), ()> = BTreeMap::new();
-    let weighted = job.metric.aggregation_type == AggregationType::WeightedSum;
-    for e in events {
-        let properties: serde_json::Value = serde_json::from_str(&e.properties).unwrap_or(serde_json::Value::Null);
-        let text = property_text(&properties, field);
-        let value = text.as_deref().and_then(value_of).and_then(to_raw);
-        let op = property_text(&properties, "operation_type").unwrap_or_else(|| "add".into());
-        let grp = group_key(&group_of(&properties, &job.grouped_by));
-        let hit = filters_of(&job.filters, &properties);
-        let buckets: Vec<i64> = if hit.is_empty() { vec![-1] } else { hit.iter().map(|i| *i as i64).collect() };
-        for bucket in buckets {
-            if weighted {
-                // The opening level, as a first row at the window's start of every bucket that has events.
-                let key = (e.external_subscription_id.clone(), bucket, grp.clone());
-                if opened.insert(key, ()).is_none() {
-                    let initial = job.initial_levels.get(&e.external_subscription_id).copied().unwrap_or_default();
-                    let from = job.window.from.timestamp_micros();
-                    cols.push(
-                        &e.external_subscription_id,
-                        bucket,
-                        &grp,
-                        from,
-                        i64::MIN,
-                        to_raw(initial),
-                        None,
-                        "add",
-                        false,
-                    );
-                }
-            }
-            cols.push(
-                &e.external_subscription_id,
-                bucket,
-                &grp,
-                e.timestamp.timestamp_micros(),
-                e.ingested_at.timestamp_micros(),
-                value,
-                text.as_deref(),
-                &op,
-                true,
-            );
-        }
-    }
-    cols.finish()
+fn engine(e: impl std::fmt::Display) -> JobError {
+    JobError::Engine(e.to_string())
 }
 
-/// The SQL computing (sub, bucket, grp, units, count) per type; `units` is a Decimal128 or an integer count.
-fn sql(metric: &MetricSpec, end_micros: i64) -> String {
-    let by = "sub, bucket, grp";
-    match metric.aggregation_type {
+/// Turns scanned batches (as `scan` returns them) into the rows the totals query reads: bucket and group of each
+/// event (an event in several filters is one row per filter), its value, and for weighted sums the changes from
+/// before the window moved onto its start plus an opening row per bucket for a given initial level.
+pub fn prepare(job: &JobSpec, scanned: &[RecordBatch]) -> Result<Vec<RecordBatch>, JobError> {
+    let properties = properties(job);
+    let index = |key: &str| properties.iter().position(|p| p == key).map(|i| i + 3);
+    let field = index(job.metric.field_name.as_deref().unwrap_or(""));
+    let operation = index("operation_type");
+    let numeric = job.metric.aggregation_type.numeric();
+    let unique = job.metric.aggregation_type == AggregationType::UniqueCount;
+    let weighted = job.metric.aggregation_type == AggregationType::WeightedSum;
+    let from = job.window.from.timestamp_micros();
+    let filters = FilterSet::new(&job.filters);
+    let single = single_bucket(job);
+    let mut opened: HashSet<(String, i64, String)> = HashSet::new();
+    let mut out = Vec::with_capacity(scanned.len() + 1);
+    for b in scanned {
+        let n = b.num_rows();
+        let text_of = |i: Option<usize>| -> Result<Option<&StringArray>, JobError> {
+            i.map(|i| b.column(i).as_any().downcast_ref::<StringArray>().ok_or_else(|| engine("property column")))
+                .transpose()
+        };
+        let sub = column::<StringArray>(b, 0)?;
+        let ts = column::<Int64Array>(b, 1)?;
+        let field_text = text_of(field)?;
+        let op_text = text_of(operation)?;
+        let property_columns: Vec<(&str, &StringArray)> = properties
+            .iter()
+            .enumerate()
+            .map(|(k, p)| Ok((p.as_str(), column::<StringArray>(b, k + 3)?)))
+            .collect::<Result<_, JobError>>()?;
+        let lookup = |row: usize| {
+            let cols = &property_columns;
+            move |key: &str| {
+                cols.iter().find(|(p, _)| *p == key).and_then(|(_, c)| c.is_valid(row).then(|| c.value(row).to_owned()))
+            }
+        };
+        // Bucket and group of each row, and the source row of each output row when events repeat across filters.
+        let mut indices: Vec<u32> = Vec::with_capacity(n);
+        let mut buckets = Int64Builder::with_capacity(if single { 0 } else { n });
+        let mut groups = StringBuilder::new();
+        if !single {
+            for row in 0..n {
+                let grp = group_key(&group_by(&job.grouped_by, lookup(row)));
+                let hit = if filters.is_empty() { Vec::new() } else { filters.of(lookup(row)) };
+                let hit: Vec<i64> = if hit.is_empty() { vec![-1] } else { hit.iter().map(|&i| i as i64).collect() };
+                for bucket in hit {
+                    indices.push(row as u32);
+                    buckets.append_value(bucket);
+                    groups.append_value(&grp);
+                    if weighted && job.initial_levels.contains_key(sub.value(row)) {
+                        opened.insert((sub.value(row).to_owned(), bucket, grp.clone()));
+                    }
+                }
+            }
+        } else if weighted {
+            for row in 0..n {
+                if job.initial_levels.contains_key(sub.value(row)) {
+                    opened.insert((sub.value(row).to_owned(), -1, "[]".to_owned()));
+                }
+            }
+        }
+        let repeated = !single && indices.len() != n;
+        let rows = if single { n } else { indices.len() };
+        let indices = UInt32Array::from(indices);
+        let pick = |a: &ArrayRef| -> Result<ArrayRef, JobError> {
+            if repeated { take(a.as_ref(), &indices, None).map_err(engine) } else { Ok(a.clone()) }
+        };
+        let source = |i: usize| if repeated { indices.value(i) as usize } else { i };
+        let mut value = Decimal128Builder::with_capacity(rows);
+        let mut adds = BooleanBuilder::with_capacity(if unique { rows } else { 0 });
+        let mut moved_ts = Int64Builder::with_capacity(if weighted { rows } else { 0 });
+        let mut real = Int64Builder::with_capacity(rows);
+        for i in 0..rows {
+            let row = source(i);
+            if numeric {
+                let v = field_text.filter(|c| c.is_valid(row)).and_then(|c| raw_value(c.value(row)));
+                value.append_option(v);
+            }
+            if unique {
+                adds.append_value(op_text.filter(|c| c.is_valid(row)).is_none_or(|c| c.value(row) == "add"));
+            }
+            // A weighted sum's change from before the window moves the opening level: it lands on the window's
+            // start and is not counted as an event of the period.
+            let before = weighted && ts.value(row) < from;
+            if weighted {
+                moved_ts.append_value(if before { from } else { ts.value(row) });
+            }
+            real.append_value(i64::from(!before));
+        }
+        let value: ArrayRef = if numeric {
+            Arc::new(value.finish().with_precision_and_scale(38, SCALE).map_err(engine)?)
+        } else {
+            new_null_array(&DataType::Decimal128(38, SCALE), rows)
+        };
+        let columns: Vec<ArrayRef> = vec![
+            pick(b.column(0))?,
+            if single { new_null_array(&DataType::Int64, rows) } else { Arc::new(buckets.finish()) },
+            if single { new_null_array(&DataType::Utf8, rows) } else { Arc::new(groups.finish()) },
+            if weighted { Arc::new(moved_ts.finish()) } else { pick(b.column(1))? },
+            pick(b.column(2))?,
+            value,
+            match (unique, field) {
+                (true, Some(f)) => pick(b.column(f))?,
+                _ => new_null_array(&DataType::Utf8, rows),
+            },
+            if unique { Arc::new(adds.finish()) } else { new_null_array(&DataType::Boolean, rows) },
+            Arc::new(real.finish()),
+        ];
+        out.push(RecordBatch::try_new(schema(), columns).map_err(engine)?);
+    }
+    if !opened.is_empty() {
+        // The given opening levels, as a first row at the window's start of every bucket that has events.
+        let mut opened: Vec<_> = opened.into_iter().collect();
+        opened.sort();
+        let n = opened.len();
+        let mut value = Decimal128Builder::with_capacity(n);
+        for (sub, _, _) in &opened {
+            value.append_option(to_raw(job.initial_levels.get(sub).copied().unwrap_or_default()));
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(opened.iter().map(|o| o.0.as_str()))),
+            if single {
+                new_null_array(&DataType::Int64, n)
+            } else {
+                Arc::new(Int64Array::from_iter_values(opened.iter().map(|o| o.1)))
+            },
+            if single {
+                new_null_array(&DataType::Utf8, n)
+            } else {
+                Arc::new(StringArray::from_iter_values(opened.iter().map(|o| o.2.as_str())))
+            },
+            Arc::new(Int64Array::from(vec![from; n])),
+            Arc::new(Int64Array::from(vec![i64::MIN; n])),
+            Arc::new(value.finish().with_precision_and_scale(38, SCALE).map_err(engine)?),
+            new_null_array(&DataType::Utf8, n),
+            new_null_array(&DataType::Boolean, n),
+            Arc::new(Int64Array::from(vec![0; n])),
+        ];
+        out.push(RecordBatch::try_new(schema(), columns).map_err(engine)?);
+    }
+    Ok(out)
+}
+
+/// The totals of `job` from prepared batches: the DataFusion query, then weighted sums divided by the period,
+/// rounding, and zero totals for buckets without events.
+pub async fn totals(job: &JobSpec, prepared: Vec<RecordBatch>) -> Result<Vec<SubscriptionTotal>, JobError> {
+    let rows = query(job, prepared).await?;
+    Ok(complete(job, rows))
+}
+
+/// The SQL computing (sub, bucket, grp, units, count) per type; `units` is a Decimal128 or an integer count. A job
+/// with a single bucket groups by subscription alone.
+fn sql(metric: &MetricSpec, end_micros: i64, single: bool) -> String {
+    let by = if single { "sub" } else { "sub, bucket, grp" };
+    let inner = match metric.aggregation_type {
         AggregationType::Count => format!("SELECT {by}, COUNT(*) AS units, COUNT(*) AS n FROM events GROUP BY {by}"),
         AggregationType::Sum => {
             format!(
@@ -250,9 +350,9 @@ fn sql(metric: &MetricSpec, end_micros: i64) -> String {
              FROM events WHERE value IS NOT NULL GROUP BY {by}"
         ),
         AggregationType::UniqueCount => format!(
-            "SELECT {by}, SUM(CASE WHEN last_op = 'add' THEN 1 ELSE 0 END) AS units,
-                    SUM(CASE WHEN last_op = 'add' THEN 1 ELSE 0 END) AS n
-             FROM (SELECT {by}, text, last_value(op ORDER BY ts, ing) AS last_op FROM events GROUP BY {by}, text) v
+            "SELECT {by}, SUM(CASE WHEN last_add THEN 1 ELSE 0 END) AS units,
+                    SUM(CASE WHEN last_add THEN 1 ELSE 0 END) AS n
+             FROM (SELECT {by}, text, last_value(adds ORDER BY ts, ing) AS last_add FROM events GROUP BY {by}, text) v
              GROUP BY {by}"
         ),
         // Each row holds its level (running sum of changes) until the next row or the end of the window.
@@ -264,6 +364,11 @@ fn sql(metric: &MetricSpec, end_micros: i64) -> String {
                    FROM events WHERE value IS NOT NULL) w
              GROUP BY {by}"
         ),
+    };
+    if single {
+        format!("SELECT sub, CAST(-1 AS BIGINT) AS bucket, '[]' AS grp, units, n FROM ({inner}) t")
+    } else {
+        inner
     }
 }
 
@@ -277,11 +382,17 @@ struct Row {
     count: u64,
 }
 
-async fn query(job: &JobSpec, batch: RecordBatch) -> Result<Vec<Row>, JobError> {
+async fn query(job: &JobSpec, prepared: Vec<RecordBatch>) -> Result<Vec<Row>, JobError> {
     let ctx = SessionContext::new();
-    ctx.register_batch("events", batch)?;
+    // One partition per core, so the partial aggregation runs on all of them.
+    let parts = ctx.state().config().target_partitions().max(1);
+    let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); parts];
+    for (i, b) in prepared.into_iter().enumerate() {
+        partitions[i % parts].push(b);
+    }
+    ctx.register_table("events", Arc::new(MemTable::try_new(schema(), partitions)?))?;
     let end = ceil_to_second(job.window.to).timestamp_micros();
-    let results = ctx.sql(&sql(&job.metric, end)).await?.collect().await?;
+    let results = ctx.sql(&sql(&job.metric, end, single_bucket(job))).await?.collect().await?;
     let mut rows = Vec::new();
     for b in results {
         let sub = column::<StringArray>(&b, 0)?;

@@ -5,8 +5,10 @@
 pub mod clickhouse_store;
 pub mod details;
 pub mod jobs;
+pub mod metrics;
 pub mod postgres;
 pub mod prorated;
+pub mod scan;
 pub mod semantics;
 pub mod store;
 

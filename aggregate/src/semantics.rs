@@ -9,7 +9,9 @@
 //!   `add`) is an add.
 //! - Latest is the value of the last event by time (ties: the last received), negative values count as 0.
 //! - Weighted sum treats each value as a change of a level and averages the level over the whole period, in
-//!   seconds, from an initial level (the previous period's closing level for recurring metrics).
+//!   seconds, from an initial level. A recurring weighted sum carries its level over: it opens at the sum of every
+//!   value before the period (Lago's cached `current_aggregation` of the previous period, which chains the same
+//!   sums), per filter bucket and pricing group, plus any explicit initial level.
 //! - Rounding (`round`/`ceil`/`floor`, half away from zero, precision may be negative) applies to the total.
 
 use std::collections::BTreeMap;
@@ -42,7 +44,7 @@ impl AggregationType {
         })
     }
 
-    fn numeric(self) -> bool {
+    pub(crate) fn numeric(self) -> bool {
         matches!(
             self,
             AggregationType::Sum | AggregationType::Max | AggregationType::Latest | AggregationType::WeightedSum
@@ -132,6 +134,44 @@ pub fn value_of(text: &str) -> Option<Decimal> {
     plain_decimal(text).map(|d| d.round_dp_with_strategy(VALUE_SCALE, RoundingStrategy::MidpointAwayFromZero))
 }
 
+/// `to_raw(value_of(text))` without going through `Decimal` for the usual short numbers: the aggregation value of a
+/// property's text as an integer count of 10^-9 units.
+pub fn raw_value(text: &str) -> Option<i128> {
+    let b = text.as_bytes();
+    let (negative, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        _ => (false, b),
+    };
+    let (int, frac) = match digits.iter().position(|&c| c == b'.') {
+        Some(p) => (&digits[..p], Some(&digits[p + 1..])),
+        None => (digits, None),
+    };
+    let frac_len = frac.map_or(0, <[u8]>::len);
+    // Numbers near or beyond what Decimal holds at nine places take the reference path, which decides them.
+    if int.len() > 19 || int.len() + frac_len > 28 {
+        return value_of(text).and_then(to_raw);
+    }
+    let ok = !int.is_empty()
+        && int.iter().all(u8::is_ascii_digit)
+        && frac.is_none_or(|f| !f.is_empty() && f.iter().all(u8::is_ascii_digit));
+    if !ok {
+        return None;
+    }
+    let mut v: i128 = 0;
+    for &c in int {
+        v = v * 10 + i128::from(c - b'0');
+    }
+    let frac = frac.unwrap_or_default();
+    for k in 0..VALUE_SCALE as usize {
+        v = v * 10 + frac.get(k).map_or(0, |&c| i128::from(c - b'0'));
+    }
+    // Half away from zero on the tenth decimal.
+    if frac.get(VALUE_SCALE as usize).is_some_and(|&c| c >= b'5') {
+        v += 1;
+    }
+    Some(if negative { -v } else { v })
+}
+
 /// A value as an integer count of 10^-9 units (the `Decimal128(38, 9)` representation).
 pub fn to_raw(d: Decimal) -> Option<i128> {
     let mut d = d.round_dp_with_strategy(VALUE_SCALE, RoundingStrategy::MidpointAwayFromZero);
@@ -176,15 +216,25 @@ pub fn round_units(x: Decimal, function: RoundingFunction, precision: i32) -> De
     }
 }
 
-/// The total of `events` (any order) for `metric` over `window`; `initial_level` is the weighted sum's opening
-/// level (0 unless the metric is recurring).
+/// The total of `events` (any order) for `metric` over `window`; `initial_level` is added to the weighted sum's
+/// opening level (which, for a recurring one, is the sum of the values before the window).
 pub fn aggregate(metric: &MetricSpec, events: &[EventRow], window: &Window, initial_level: Decimal) -> Total {
     let lower_bound =
         !(metric.recurring && matches!(metric.aggregation_type, AggregationType::Sum | AggregationType::UniqueCount));
+    let field = metric.field_name.as_deref().unwrap_or("");
+    let carried: Decimal = if metric.recurring && metric.aggregation_type == AggregationType::WeightedSum {
+        events
+            .iter()
+            .filter(|e| e.timestamp < window.from)
+            .filter_map(|e| property_text(&e.properties, field).and_then(|t| value_of(&t)))
+            .sum()
+    } else {
+        Decimal::ZERO
+    };
+    let initial_level = initial_level + carried;
     let mut selected: Vec<&EventRow> =
         events.iter().filter(|e| e.timestamp <= window.to && (!lower_bound || e.timestamp >= window.from)).collect();
     selected.sort_by_key(|e| (e.timestamp, e.ingested_at));
-    let field = metric.field_name.as_deref().unwrap_or("");
     let values: Vec<(&EventRow, Decimal)> = if metric.aggregation_type.numeric() {
         selected
             .iter()
@@ -250,13 +300,13 @@ pub struct ChargeFilter {
 }
 
 /// Whether an event's properties hold, for every key, one of the listed values (a missing key never matches).
-fn matches(properties: &Value, values: &BTreeMap<String, Vec<String>>) -> bool {
-    values.iter().all(|(key, allowed)| property_text(properties, key).is_some_and(|v| allowed.contains(&v)))
+fn matches(lookup: &impl Fn(&str) -> Option<String>, values: &BTreeMap<String, Vec<String>>) -> bool {
+    values.iter().all(|(key, allowed)| lookup(key).is_some_and(|v| allowed.contains(&v)))
 }
 
 /// Lago's "ignored" rule: a missing property compares as the empty string.
-fn matches_ignored(properties: &Value, values: &BTreeMap<String, Vec<String>>) -> bool {
-    values.iter().all(|(key, allowed)| allowed.contains(&property_text(properties, key).unwrap_or_default()))
+fn matches_ignored(lookup: &impl Fn(&str) -> Option<String>, values: &BTreeMap<String, Vec<String>>) -> bool {
+    values.iter().all(|(key, allowed)| allowed.contains(&lookup(key).unwrap_or_default()))
 }
 
 /// For filter `i`, the value sets whose events belong to a more specific (or older identical) filter instead.
@@ -300,12 +350,35 @@ fn ignored_for(filters: &[ChargeFilter], i: usize) -> Vec<BTreeMap<String, Vec<S
 
 /// The filters (indexes into `filters`, oldest first) an event is counted in; empty means the default bucket.
 pub fn filters_of(filters: &[ChargeFilter], properties: &Value) -> Vec<usize> {
-    (0..filters.len())
-        .filter(|&i| {
-            matches(properties, &filters[i].values)
-                && !ignored_for(filters, i).iter().any(|ig| matches_ignored(properties, ig))
-        })
-        .collect()
+    FilterSet::new(filters).of(|key| property_text(properties, key))
+}
+
+/// A charge's filters with the value sets each one leaves to others worked out once, to place many events.
+#[derive(Debug, Clone)]
+pub struct FilterSet {
+    filters: Vec<ChargeFilter>,
+    ignored: Vec<Vec<BTreeMap<String, Vec<String>>>>,
+}
+
+impl FilterSet {
+    pub fn new(filters: &[ChargeFilter]) -> Self {
+        let ignored = (0..filters.len()).map(|i| ignored_for(filters, i)).collect();
+        FilterSet { filters: filters.to_vec(), ignored }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.filters.is_empty()
+    }
+
+    /// `filters_of` for an event whose property texts `lookup` gives.
+    pub fn of(&self, lookup: impl Fn(&str) -> Option<String>) -> Vec<usize> {
+        (0..self.filters.len())
+            .filter(|&i| {
+                matches(&lookup, &self.filters[i].values)
+                    && !self.ignored[i].iter().any(|ig| matches_ignored(&lookup, ig))
+            })
+            .collect()
+    }
 }
 
 /// A pricing group: one value (or none) per `grouped_by` key; a missing or empty property is `None`.
@@ -313,7 +386,12 @@ pub type Group = Vec<Option<String>>;
 
 /// The pricing group of an event.
 pub fn group_of(properties: &Value, keys: &[String]) -> Group {
-    keys.iter().map(|k| property_text(properties, k).filter(|v| !v.is_empty())).collect()
+    group_by(keys, |k| property_text(properties, k))
+}
+
+/// The pricing group of an event whose property texts `lookup` gives.
+pub fn group_by(keys: &[String], lookup: impl Fn(&str) -> Option<String>) -> Group {
+    keys.iter().map(|k| lookup(k).filter(|v| !v.is_empty())).collect()
 }
 
 /// The total of one bucket of a charge: a filter (or the default bucket) and a pricing group.
@@ -523,6 +601,27 @@ mod tests {
         assert_eq!(aggregate(&m, &events, &april, d("2500")).units.round_dp(10), d("533.3333333333"));
     }
 
+    /// The same scenario without a given level: April opens at March's closing level, read from March's events.
+    #[test]
+    fn weighted_sum_recurring_carries_the_level_over() {
+        let m = MetricSpec { recurring: true, ..spec(AggregationType::WeightedSum, false) };
+        let april = window("2023-04-01T00:00:00Z", "2023-04-30T23:59:59.999999Z", 30);
+        let events = vec![
+            ev("2023-03-05T00:00:00Z", json!({"v": 2500})),
+            ev("2023-04-04T00:00:00Z", json!({"v": -2000})),
+            ev("2023-04-06T00:00:00Z", json!({"v": -200})),
+        ];
+        // (2500 × 3 days + 500 × 2 days + 300 × 25 days) / 30 days = 16000 / 30.
+        let w = aggregate(&m, &events, &april, Decimal::ZERO);
+        assert_eq!((w.units.round_dp(10), w.count), (d("533.3333333333"), 2));
+        // Only history: the level holds the whole period, no event counted.
+        let may = window("2023-05-01T00:00:00Z", "2023-05-31T23:59:59.999999Z", 31);
+        assert_eq!(aggregate(&m, &events, &may, Decimal::ZERO), Total { units: d("300"), count: 0 });
+        // Not recurring: every period opens at zero.
+        let plain = spec(AggregationType::WeightedSum, false);
+        assert_eq!(aggregate(&plain, &events, &may, Decimal::ZERO), Total { units: d("0"), count: 0 });
+    }
+
     #[test]
     fn rounding_lago_examples() {
         let x = d("123.456");
@@ -536,6 +635,34 @@ mod tests {
         let m = MetricSpec { rounding: Some((Ceil, 0)), ..spec(AggregationType::Sum, false) };
         let events = vec![ev("2022-03-02T00:00:00Z", json!({"v": "1.2"}))];
         assert_eq!(aggregate(&m, &events, &march(), Decimal::ZERO).units, d("2"));
+    }
+
+    #[test]
+    fn raw_values_match_the_decimal_path() {
+        for text in [
+            "0",
+            "-0",
+            "12",
+            "-3",
+            "4.5",
+            "2.50",
+            "0.0000000004",
+            "0.0000000005",
+            "-0.0000000005",
+            "1.9999999995",
+            "123456789012345678.123456789",
+            "99999999999999999999.99999999999",
+            "1e3",
+            "+5",
+            ".5",
+            "5.",
+            "",
+            "-",
+            "12345678901234567890123456789.5",
+            "0.12345678901234567890123456789",
+        ] {
+            assert_eq!(raw_value(text), value_of(text).and_then(to_raw), "{text}");
+        }
     }
 
     #[test]

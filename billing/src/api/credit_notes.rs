@@ -30,7 +30,8 @@ async fn show(
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound(ROOT))?;
     let mut conn = state.pool.acquire().await.map_err(Error::from)?;
     let note = store::get(&mut conn, org, id).await?.ok_or(ApiError::NotFound(ROOT))?;
-    Ok(Json(CreditNoteEnvelope { credit_note: render_note(&mut conn, org, &note).await? }))
+    let entity = billing_entity(&mut conn, org).await?;
+    Ok(Json(CreditNoteEnvelope { credit_note: render_note(&mut conn, org, &entity, &note).await? }))
 }
 
 async fn list(
@@ -51,23 +52,34 @@ async fn list(
     let p = page.page();
     let mut conn = state.pool.acquire().await.map_err(Error::from)?;
     let (notes, total) = store::list(&mut conn, org, &filter, p.limit(), p.offset()).await?;
+    let entity = billing_entity(&mut conn, org).await?;
     let mut out = Vec::with_capacity(notes.len());
     for n in &notes {
-        out.push(render_note(&mut conn, org, n).await?);
+        out.push(render_note(&mut conn, org, &entity, n).await?);
     }
     Ok(Json(CreditNotesPage { credit_notes: out, meta: p.meta(total) }))
 }
 
-async fn render_note(conn: &mut sqlx::PgConnection, org: Uuid, n: &CreditNote) -> Result<CreditNoteObject, ApiError> {
-    let r = &n.row;
-    // Each item shows its fee as the credited invoice shows it.
-    let invoice = crate::store::invoices::get(conn, org, r.invoice_id).await?.ok_or(ApiError::NotFound("invoice"))?;
-    let rendered = render(conn, org, &invoice).await?;
-    let org_name: String = sqlx::query_scalar("SELECT name FROM organizations WHERE id = $1")
+/// The code of the organization's default billing entity, read once per request.
+async fn billing_entity(conn: &mut sqlx::PgConnection, org: Uuid) -> Result<String, ApiError> {
+    let name: String = sqlx::query_scalar("SELECT name FROM organizations WHERE id = $1")
         .bind(org)
         .fetch_one(&mut *conn)
         .await
         .map_err(Error::from)?;
+    Ok(crate::domain::organization::billing_entity_code(&name))
+}
+
+async fn render_note(
+    conn: &mut sqlx::PgConnection,
+    org: Uuid,
+    billing_entity_code: &str,
+    n: &CreditNote,
+) -> Result<CreditNoteObject, ApiError> {
+    let r = &n.row;
+    // Each item shows its fee as the credited invoice shows it.
+    let invoice = crate::store::invoices::get(conn, org, r.invoice_id).await?.ok_or(ApiError::NotFound("invoice"))?;
+    let rendered = render(conn, org, &invoice).await?;
     let items = n
         .items
         .iter()
@@ -83,7 +95,7 @@ async fn render_note(conn: &mut sqlx::PgConnection, org: Uuid, n: &CreditNote) -
         .collect();
     Ok(CreditNoteObject {
         lago_id: r.id,
-        billing_entity_code: Some(crate::domain::organization::billing_entity_code(&org_name)),
+        billing_entity_code: Some(billing_entity_code.to_owned()),
         sequential_id: i64::from(r.sequential_id),
         number: r.number.clone(),
         lago_invoice_id: r.invoice_id,

@@ -458,8 +458,8 @@ async fn current_usage(
 
 fn filter_usage(f: &FeeDraft) -> FilterUsageObject {
     FilterUsageObject {
-        units: dec(f.usage_units.unwrap_or(f.units)),
-        total_aggregated_units: dec(f.usage_units.unwrap_or(f.units)),
+        units: dec(f.shown_units()),
+        total_aggregated_units: dec(f.shown_units()),
         amount_cents: f.amount_cents,
         events_count: f.events_count.unwrap_or(0),
         invoice_display_name: f.item_filter_invoice_display_name.clone(),
@@ -482,7 +482,7 @@ pub(super) fn charges_usage(fees: &[FeeDraft], currency: &str) -> Vec<ChargeUsag
         .filter_map(|charge| {
             let mine: Vec<&FeeDraft> = fees.iter().filter(|f| f.charge_id == Some(charge)).collect();
             let first = *mine.first()?;
-            let units: Decimal = mine.iter().map(|f| f.usage_units.unwrap_or(f.units)).sum();
+            let units: Decimal = mine.iter().map(|f| f.shown_units()).sum();
             let grouped = !first.grouped_by.is_empty();
             let mut groups: Vec<GroupedUsageObject> = Vec::new();
             if grouped {
@@ -496,8 +496,8 @@ pub(super) fn charges_usage(fees: &[FeeDraft], currency: &str) -> Vec<ChargeUsag
                         None => groups.push(GroupedUsageObject {
                             amount_cents: f.amount_cents,
                             events_count: f.events_count.unwrap_or(0),
-                            units: dec(f.usage_units.unwrap_or(f.units)),
-                            total_aggregated_units: dec(f.usage_units.unwrap_or(f.units)),
+                            units: dec(f.shown_units()),
+                            total_aggregated_units: dec(f.shown_units()),
                             grouped_by: f.grouped_by.clone(),
                             filters: if f.filters.is_some() { vec![filter_usage(f)] } else { Vec::new() },
                         }),

@@ -59,6 +59,11 @@ pub struct FeeDraft {
 }
 
 impl FeeDraft {
+    /// The units current usage shows: the full units of a prorated charge, else the billed ones.
+    pub fn shown_units(&self) -> Decimal {
+        self.usage_units.unwrap_or(self.units)
+    }
+
     /// The fee as stored, on `subscription`'s invoice.
     pub fn to_new(&self, subscription: Uuid) -> crate::store::invoice_rows::NewFee {
         crate::store::invoice_rows::NewFee {

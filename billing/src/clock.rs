@@ -3,7 +3,8 @@
 //! final invoice of every subscription terminated without one (a termination whose invoice was interrupted, a
 //! downgrade or `ending_at` reached), in one billing run (`invoicer::run_due`). Each invoice is idempotent on its
 //! period, so ticks may repeat, overlap or run in several processes: a period is billed once. A failed run is
-//! retried whole on the next tick.
+//! retried whole on the next tick. Events of charges paid in advance are billed by a faster loop beside it
+//! (`invoicer::in_advance::run`), and by each tick too.
 //!
 //! Time comes from a [`Clock`]: production uses the system time, tests set it.
 
@@ -74,7 +75,7 @@ pub async fn tick(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>) ->
     finalize_drafts(pool, events, now).await?;
     let started = invoicer::issue_missing_starts(pool, events, now).await?;
     invoicer::credit_notes::issue_missing(pool, now).await?;
-    let in_advance = invoicer::bill_events(pool, events, now).await?;
+    let in_advance = invoicer::in_advance::drain(pool, events, now).await?;
     let report = invoicer::run_due(pool, events, now).await?;
     Ok(Tick {
         invoices: report.invoices + started + in_advance,
@@ -105,8 +106,17 @@ async fn finalize_drafts(pool: &PgPool, events: &dyn EventStore, now: DateTime<U
     Ok(())
 }
 
-/// Runs [`tick`] every `every` until the process stops.
+/// How often the worker looks for queued events paid in advance: their fees come this long after the event.
+const IN_ADVANCE_EVERY: Duration = Duration::from_millis(250);
+
+/// Runs [`tick`] every `every`, and bills queued events paid in advance every [`IN_ADVANCE_EVERY`], until the
+/// process stops.
 pub async fn run(pool: PgPool, events: Arc<dyn EventStore>, clock: Arc<dyn Clock>, every: Duration) {
+    let in_advance = invoicer::in_advance::run(pool.clone(), events.clone(), clock.clone(), IN_ADVANCE_EVERY);
+    tokio::join!(ticks(pool, events, clock, every), in_advance);
+}
+
+async fn ticks(pool: PgPool, events: Arc<dyn EventStore>, clock: Arc<dyn Clock>, every: Duration) {
     loop {
         let started = std::time::Instant::now();
         let outcome = tick(&pool, events.as_ref(), clock.now()).await;

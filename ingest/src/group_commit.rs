@@ -10,7 +10,9 @@
 //! - a write is one transaction, so a request's events are all stored or none are;
 //! - the store skips identities it already holds, so a retry after a lost acknowledgement stores nothing twice;
 //! - when a group write fails for a reason other than the store being unavailable, each request of the group is
-//!   written on its own, so that one request the store refuses cannot fail the others.
+//!   written on its own, so that one request the store refuses cannot fail the others;
+//! - events for charges paid in advance are queued for billing ([`Marker`]) after the write and before the
+//!   acknowledgement; if queueing fails the requests fail too, and their retry (stored once) queues them again.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,6 +23,7 @@ use futures::future::BoxFuture;
 use schemas::event::Event;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use crate::in_advance::Marker;
 use crate::log::{Ack, EventLog, LogError};
 use crate::metrics as names;
 
@@ -57,9 +60,15 @@ pub type CommitListener = mpsc::Sender<Vec<Event>>;
 
 impl GroupCommitLog {
     /// Starts the writer task on the current runtime.
-    pub fn start(store: Arc<dyn EventStore>, config: GroupCommitConfig, listener: Option<CommitListener>) -> Self {
+    /// `marker` queues the events of charges paid in advance for billing (none: nothing bills them, as in benches).
+    pub fn start(
+        store: Arc<dyn EventStore>,
+        config: GroupCommitConfig,
+        listener: Option<CommitListener>,
+        marker: Option<Marker>,
+    ) -> Self {
         let (queue, rx) = mpsc::channel(config.queue_depth.max(1));
-        tokio::spawn(run(rx, store, config, listener));
+        tokio::spawn(run(rx, Writer { store, marker }, config, listener));
         GroupCommitLog { queue }
     }
 }
@@ -77,9 +86,16 @@ impl EventLog for GroupCommitLog {
     }
 }
 
+/// Stores a group's events, then queues those of charges paid in advance.
+#[derive(Clone)]
+struct Writer {
+    store: Arc<dyn EventStore>,
+    marker: Option<Marker>,
+}
+
 async fn run(
     mut rx: mpsc::Receiver<Pending>,
-    store: Arc<dyn EventStore>,
+    store: Writer,
     config: GroupCommitConfig,
     listener: Option<CommitListener>,
 ) {
@@ -101,13 +117,13 @@ async fn run(
         let store = store.clone();
         let listener = listener.clone();
         tokio::spawn(async move {
-            flush(store.as_ref(), group, listener.as_ref()).await;
+            flush(&store, group, listener.as_ref()).await;
             drop(slot);
         });
     }
 }
 
-async fn flush(store: &dyn EventStore, group: Vec<Pending>, listener: Option<&CommitListener>) {
+async fn flush(store: &Writer, group: Vec<Pending>, listener: Option<&CommitListener>) {
     let mut events = Vec::with_capacity(group.iter().map(|p| p.events.len()).sum());
     let mut waiters = Vec::with_capacity(group.len());
     let mut sizes = Vec::with_capacity(group.len());
@@ -157,9 +173,12 @@ fn log_error(e: StoreError) -> LogError {
     }
 }
 
-async fn write(store: &dyn EventStore, events: &[Event]) -> Result<(), StoreError> {
+async fn write(writer: &Writer, events: &[Event]) -> Result<(), StoreError> {
     let started = Instant::now();
-    let new = store.write(events).await?;
+    let new = writer.store.write(events).await?;
+    if let Some(marker) = &writer.marker {
+        marker.mark(events).await.map_err(|e| StoreError::Unavailable(format!("queueing events for billing: {e}")))?;
+    }
     ::metrics::histogram!(names::FLUSH_DURATION).record(started.elapsed().as_secs_f64());
     ::metrics::histogram!(names::BATCH_ROWS).record(events.len() as f64);
     ::metrics::counter!(names::EVENTS_TOTAL, "outcome" => "accepted").increment(new);

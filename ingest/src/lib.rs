@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod group_commit;
+pub mod in_advance;
 pub mod kafka;
 pub mod log;
 pub mod metrics;

@@ -10,9 +10,11 @@
 //!    `events_enriched` and writes both again; the extra `events_raw` copy is identical (same record, same
 //!    `ingested_at`) and reads keep one row per identity. Crash after `events_enriched`: the replay finds every
 //!    identity stored and inserts nothing.
-//! 4. **record invalid events** in Postgres `event_errors` (`ON CONFLICT DO NOTHING`). Crash before: the replay records
+//! 4. **queue** the subscriptions whose events feed a charge paid in advance, for the worker to bill (Postgres
+//!    `in_advance_queue`). Crash before: the replay queues them; a subscription queued twice is billed once.
+//! 5. **record invalid events** in Postgres `event_errors` (`ON CONFLICT DO NOTHING`). Crash before: the replay records
 //!    them; a repeat changes nothing.
-//! 5. **commit offsets** (synchronously) past the batch. Crash before: the batch is replayed, and steps 3-4 make the
+//! 6. **commit offsets** (synchronously) past the batch. Crash before: the batch is replayed, and steps 3-5 make the
 //!    replay a no-op. A failed commit is only logged, for the same reason.
 //!
 //! A step that fails (ClickHouse or Postgres down) is retried with backoff, without polling further and without
@@ -36,6 +38,7 @@ use schemas::event::Event;
 use serde_json::Value;
 use sqlx::PgPool;
 
+use crate::in_advance::Marker;
 use crate::kafka::{KafkaConfig, decode_record};
 use crate::metrics as names;
 use crate::validation::{MetricRule, Recorder};
@@ -125,6 +128,7 @@ pub struct Sink {
     consumer: StreamConsumer<SinkStats>,
     store: ClickHouseStore,
     recorder: Recorder,
+    marker: Marker,
     config: SinkConfig,
     progress: Arc<Progress>,
 }
@@ -156,7 +160,14 @@ impl Sink {
         consumer
             .subscribe(&[config.kafka.topic.as_str()])
             .map_err(|e| format!("subscribing to {}: {e}", config.kafka.topic))?;
-        Ok(Sink { consumer, store, recorder: Recorder::new(pool), config, progress: Arc::default() })
+        Ok(Sink {
+            consumer,
+            store,
+            recorder: Recorder::new(pool.clone()),
+            marker: Marker::new(pool),
+            config,
+            progress: Arc::default(),
+        })
     }
 
     pub fn progress(&self) -> Arc<Progress> {
@@ -215,7 +226,7 @@ impl Sink {
         batch
     }
 
-    /// Steps 2-4 of the module comment, retried with backoff until they succeed.
+    /// Steps 2-5 of the module comment, retried with backoff until they succeed.
     async fn flush_until_done(&self, events: &[Event]) {
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -252,6 +263,7 @@ impl Sink {
         ::metrics::counter!(names::EVENTS_TOTAL, "outcome" => "stored").increment(new);
         ::metrics::counter!(names::EVENTS_TOTAL, "outcome" => "duplicate")
             .increment((events.len() as u64).saturating_sub(new));
+        self.marker.mark(events).await.map_err(|e| ("in_advance_queue", e.to_string()))?;
         self.recorder.record_with(events, &rules).await.map_err(|e| ("event_errors", e.to_string()))?;
         Ok(())
     }

@@ -595,6 +595,35 @@ async fn estimate_fees_prices_one_more_event_on_a_charge_paid_in_advance(mode: M
     assert_eq!(last["billing_periods"][0]["invoicing_reason"], "in_advance_charge");
     assert_eq!(last["fees"][0]["pay_in_advance"], true);
     assert_eq!(last["status"], "finalized");
+
+    // The worker bills an event as it arrives, without waiting for a clock tick: 2 more credits, still at 0.50.
+    let worker = tokio::spawn(billing::invoicer::in_advance::run(
+        app.pool.clone(),
+        app.store.clone(),
+        std::sync::Arc::new(billing::clock::SystemClock),
+        std::time::Duration::from_millis(50),
+    ));
+    app.post(
+        "/api/v1/events",
+        &json!({"event": {"transaction_id": "t3", "external_subscription_id": "s", "code": "credits",
+                          "properties": {"amount": 2}}}),
+    )
+    .await
+    .expect(200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let newest = loop {
+        let list = app.get("/api/v1/invoices?external_customer_id=acme").await.expect(200);
+        if list.body["meta"]["total_count"] == 3 {
+            break list.body["invoices"][0].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "the event paid in advance was not billed: {}", list.body);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    worker.abort();
+    assert_eq!((newest["fees_amount_cents"].clone(), newest["total_amount_cents"].clone()), (json!(100), json!(120)));
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM in_advance_queue").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(queued, 0, "the billed subscription left the queue");
+    assert_eq!(bill(&app, Utc::now()).await.invoices, 0, "the clock finds nothing more to bill");
 }
 
 async fn a_draft_is_computed_again_on_refresh_and_on_finalize_with_late_events(mode: Mode) {

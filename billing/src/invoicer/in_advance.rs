@@ -228,34 +228,99 @@ struct Running {
     values: HashMap<String, bool>,
 }
 
-/// Bills the events of charges paid in advance that have no fee yet, on every active subscription: each event's
-/// fee is the charge's price of the period's units up to and including it, less the price of the units before it
-/// (events taken in the order they were received). Each event gets one invoice, finalized at once, with a fee per
-/// charge of its metric paid in advance; the invoice is unique on (subscription, event), so a repeated pass bills
-/// nothing twice. Charges that are not invoiceable are left out (Lago keeps their fees off invoices).
-pub async fn bill_events(pool: &sqlx::PgPool, events: &dyn EventStore, now: DateTime<Utc>) -> Result<usize> {
-    let mut conn = pool.acquire().await?;
-    let ids: Vec<(uuid::Uuid,)> = sqlx::query_as(
-        "SELECT DISTINCT s.id FROM subscriptions s JOIN charges c ON c.plan_id = s.plan_id
-         WHERE s.status = 'active' AND c.pay_in_advance AND c.invoiceable AND c.deleted_at IS NULL",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut subs = Vec::new();
-    for (id,) in ids {
-        let org: uuid::Uuid = sqlx::query_scalar("SELECT organization_id FROM subscriptions WHERE id = $1")
-            .bind(id)
-            .fetch_one(&mut *conn)
+/// Most queue rows one pass takes.
+const DRAIN_ROWS: i64 = 10_000;
+
+/// Bills the events of charges paid in advance that ingest has queued (`in_advance_queue`, see
+/// `ingest::in_advance`): for each queued subscription, each event with no fee yet gets one, priced at the charge's
+/// price of the period's units up to and including it, less the price of the units before it (events taken in the
+/// order they were received). Each event gets one invoice, finalized at once, with a fee per charge of its metric
+/// paid in advance; the invoice is unique on (subscription, event), so a repeated pass bills nothing twice. Charges
+/// that are not invoiceable are left out (Lago keeps their fees off invoices).
+///
+/// The queue rows are taken with SKIP LOCKED and deleted in the same transaction once their subscription is
+/// billed, so several workers share the queue and a crash leaves the rows for the next pass. A subscription another
+/// worker is billing (its advisory lock is taken) or whose billing fails keeps its rows for a later pass.
+pub async fn drain(pool: &sqlx::PgPool, events: &dyn EventStore, now: DateTime<Utc>) -> Result<usize> {
+    let mut tx = pool.begin().await?;
+    let rows: Vec<(i64, uuid::Uuid)> =
+        sqlx::query_as("SELECT id, subscription_id FROM in_advance_queue ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED")
+            .bind(DRAIN_ROWS)
+            .fetch_all(&mut *tx)
             .await?;
-        subs.push(subscriptions::get(&mut conn, org, id).await?);
+    let mut by_sub: Vec<(uuid::Uuid, Vec<i64>)> = Vec::new();
+    for (id, sub) in rows {
+        match by_sub.iter_mut().find(|(s, _)| *s == sub) {
+            Some((_, ids)) => ids.push(id),
+            None => by_sub.push((sub, vec![id])),
+        }
     }
-    let ctxs = contexts(&mut conn, subs).await?;
-    drop(conn);
+    let mut done: Vec<i64> = Vec::new();
     let mut issued = 0;
-    for ctx in &ctxs {
-        issued += bill_subscription_events(pool, events, ctx, now).await?;
+    for (sub, ids) in by_sub {
+        // Two workers billing one subscription at once would price its events against the same "before".
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1::text, 7))")
+            .bind(sub)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !locked {
+            continue;
+        }
+        match bill_queued(pool, events, sub, now).await {
+            Ok(n) => {
+                issued += n;
+                done.extend(ids);
+            }
+            Err(e) => {
+                ::metrics::counter!("billstream_billing_in_advance_failed_total").increment(1);
+                tracing::warn!(subscription = %sub, error = %e, "billing events paid in advance failed; kept queued");
+            }
+        }
     }
+    sqlx::query("DELETE FROM in_advance_queue WHERE id = ANY($1)").bind(&done).execute(&mut *tx).await?;
+    tx.commit().await?;
     Ok(issued)
+}
+
+/// Bills the unbilled events of one queued subscription; a subscription no longer active has nothing to bill.
+async fn bill_queued(
+    pool: &sqlx::PgPool,
+    events: &dyn EventStore,
+    sub: uuid::Uuid,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    let mut conn = pool.acquire().await?;
+    let found: Option<(uuid::Uuid, String)> =
+        sqlx::query_as("SELECT organization_id, status FROM subscriptions WHERE id = $1")
+            .bind(sub)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((org, status)) = found else { return Ok(0) };
+    if status != "active" {
+        return Ok(0);
+    }
+    let sub = subscriptions::get(&mut conn, org, sub).await?;
+    let Some(ctx) = contexts(&mut conn, vec![sub]).await?.pop() else { return Ok(0) };
+    drop(conn);
+    bill_subscription_events(pool, events, &ctx, now).await
+}
+
+/// Runs [`drain`] every `every` until the process stops: events paid in advance are billed within about `every`
+/// of being stored.
+pub async fn run(
+    pool: sqlx::PgPool,
+    events: std::sync::Arc<dyn EventStore>,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+    every: std::time::Duration,
+) {
+    loop {
+        match drain(&pool, events.as_ref(), clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(invoices = n, "billed events paid in advance"),
+            Err(e) => tracing::warn!(error = %e, "billing events paid in advance failed; retrying"),
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 async fn bill_subscription_events(

@@ -10,7 +10,6 @@ pub mod credit_notes;
 pub mod in_advance;
 pub mod preview;
 pub mod refresh;
-pub(crate) use in_advance::bill_events;
 mod usage;
 mod writer;
 

@@ -1,0 +1,49 @@
+//! Queues the subscriptions whose new events feed a charge paid in advance, so the worker bills those events as
+//! they arrive (Lago creates such fees when the event comes in). Both ingest paths call [`Marker::mark`] after the
+//! events are stored and before they are acknowledged (embedded) or their offsets committed (sink): a crash in
+//! between leaves the events unacknowledged, and their retry or replay queues them again. A subscription queued
+//! twice is billed once, since billing skips the events it has already billed.
+
+use schemas::event::Event;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+#[derive(Clone)]
+pub struct Marker {
+    pool: PgPool,
+}
+
+impl Marker {
+    pub fn new(pool: PgPool) -> Self {
+        Marker { pool }
+    }
+
+    /// Queues each active subscription among `events` whose plan has a live charge paid in advance on the event's
+    /// metric; returns how many rows were queued.
+    pub async fn mark(&self, events: &[Event]) -> Result<u64, sqlx::Error> {
+        let mut keys: Vec<(Uuid, &str, &str)> =
+            events.iter().map(|e| (e.organization_id, e.external_subscription_id.as_str(), e.code.as_str())).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let orgs: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let subs: Vec<&str> = keys.iter().map(|k| k.1).collect();
+        let codes: Vec<&str> = keys.iter().map(|k| k.2).collect();
+        let done = sqlx::query(
+            "INSERT INTO in_advance_queue (subscription_id)
+             SELECT DISTINCT s.id
+             FROM unnest($1::uuid[], $2::text[], $3::text[]) AS k(org, sub, code)
+             JOIN subscriptions s ON s.organization_id = k.org AND s.external_id = k.sub AND s.status = 'active'
+             JOIN charges c ON c.plan_id = s.plan_id AND c.pay_in_advance AND c.deleted_at IS NULL
+             JOIN billable_metrics m ON m.id = c.billable_metric_id AND m.code = k.code AND m.deleted_at IS NULL",
+        )
+        .bind(&orgs)
+        .bind(&subs)
+        .bind(&codes)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}

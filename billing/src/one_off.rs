@@ -171,7 +171,7 @@ pub async fn create(pool: &PgPool, org: Uuid, input: OneOffInput, now: DateTime<
     };
     let id = invoice.id;
     let mut rows = invoice_rows::Rows::default();
-    rows.push(invoice, fees, &computed, false);
+    rows.push(invoice, fees, &computed, None);
     rows.insert(&mut tx).await?;
     crate::store::invoices::finalize(&mut tx, org, id).await?;
     tx.commit().await?;

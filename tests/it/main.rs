@@ -13,6 +13,7 @@ mod customers;
 mod event_store;
 mod events;
 mod faults;
+mod fees;
 mod invoices;
 mod observability;
 mod one_off;

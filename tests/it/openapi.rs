@@ -80,6 +80,10 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
     ("createInvoice", "post", "/invoices"),
     ("findAllCreditNotes", "get", "/credit_notes"),
     ("findCreditNote", "get", "/credit_notes/{lago_id}"),
+    ("findAllFees", "get", "/fees"),
+    ("findFee", "get", "/fees/{lago_id}"),
+    ("updateFee", "put", "/fees/{lago_id}"),
+    ("deleteFee", "delete", "/fees/{lago_id}"),
     ("findAllCustomerPastUsage", "get", "/customers/{external_customer_id}/past_usage"),
     ("createWebhookEndpoint", "post", "/webhook_endpoints"),
     ("findAllWebhookEndpoints", "get", "/webhook_endpoints"),
@@ -335,6 +339,36 @@ async fn exercise_invoices(app: &TestApp) {
     app.post("/api/v1/invoices/preview", &preview).await.ok();
     exercise_one_off(app).await;
     exercise_credit_notes(app).await;
+    exercise_fees(app, seats).await;
+}
+
+/// Fees: a charge paid in advance that is not invoiceable bills each event with a fee of its own.
+async fn exercise_fees(app: &TestApp, seats: Value) {
+    app.post(
+        "/api/v1/plans",
+        &json!({"plan": {"name": "Standalone", "code": "standalone", "interval": "monthly", "amount_cents": 0,
+                         "amount_currency": "EUR", "charges": [{"billable_metric_id": seats, "charge_model": "standard",
+                         "pay_in_advance": true, "invoiceable": false, "properties": {"amount": "3"}}]}}),
+    )
+    .await
+    .ok();
+    let sub = json!({"subscription": {"external_customer_id": "billed-customer", "plan_code": "standalone",
+                                      "external_id": "standalone-sub"}});
+    app.post("/api/v1/subscriptions", &sub).await.ok();
+    for tx in ["seat-1", "seat-2"] {
+        let event =
+            json!({"event": {"transaction_id": tx, "external_subscription_id": "standalone-sub", "code": "seats"}});
+        app.post("/api/v1/events", &event).await.ok();
+    }
+    let store = aggregate::postgres::PgEventStore::new(app.pool.clone());
+    billing::clock::tick(&app.pool, &store, chrono::Utc::now()).await.expect("billing clock");
+    let fees = app.get("/api/v1/fees?external_subscription_id=standalone-sub").await.ok();
+    let ids: Vec<String> =
+        fees.body["fees"].as_array().expect("fees").iter().map(|f| f["lago_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids.len(), 2, "{}", fees.body);
+    app.get(&format!("/api/v1/fees/{}", ids[0])).await.ok();
+    app.put(&format!("/api/v1/fees/{}", ids[0]), &json!({"fee": {"payment_status": "succeeded"}})).await.ok();
+    app.delete(&format!("/api/v1/fees/{}", ids[1])).await.ok();
 }
 
 /// Credit notes: terminating a plan paid in advance gives its unused days back.

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::ApiState;
 use crate::Error;
 use crate::invoicer::{self, FeeDraft};
-use crate::store::invoices::{self as store, Invoice, ListFilter};
+use crate::store::invoices::{self as store, FeeRow, FeeTaxRow, Invoice, ListFilter};
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -241,6 +241,90 @@ async fn customer_object(conn: &mut sqlx::PgConnection, org: Uuid, id: Uuid) -> 
     Ok(super::customers::render(&c))
 }
 
+/// A fee as Lago renders it, with its taxes; `invoice` and the customer are `None` only for a fee without an invoice
+/// or subscription.
+pub(super) fn fee_object(
+    f: &FeeRow,
+    taxes: &[&FeeTaxRow],
+    invoice: Option<Uuid>,
+    customer_id: Option<Uuid>,
+    external_customer_id: Option<String>,
+) -> FeeObject {
+    let sub_total_precise = f.precise_amount_cents - f.precise_coupons_amount_cents;
+    let subunits =
+        crate::domain::money::Currency::from_code(&f.amount_currency).map_or(Decimal::ONE_HUNDRED, |c| c.subunits());
+    FeeObject {
+        lago_id: Some(f.id),
+        lago_charge_id: f.charge_id,
+        lago_charge_filter_id: f.charge_filter_id,
+        lago_invoice_id: invoice,
+        lago_true_up_fee_id: None,
+        lago_true_up_parent_fee_id: None,
+        lago_subscription_id: f.subscription_id,
+        lago_customer_id: customer_id,
+        external_customer_id,
+        external_subscription_id: f.external_subscription_id.clone(),
+        invoice_display_name: f.item_invoice_display_name.clone(),
+        amount_cents: f.amount_cents,
+        precise_amount: dec(f.precise_amount_cents / subunits),
+        precise_total_amount: dec((f.precise_amount_cents - f.precise_coupons_amount_cents
+            + f.taxes_precise_amount_cents)
+            / subunits),
+        amount_currency: f.amount_currency.clone(),
+        taxes_amount_cents: f.taxes_amount_cents,
+        taxes_precise_amount: dec(f.taxes_precise_amount_cents / subunits),
+        taxes_rate: number(f.taxes_rate),
+        units: dec(f.units),
+        precise_unit_amount: dec(f.precise_unit_amount),
+        total_aggregated_units: dec(f.total_aggregated_units),
+        total_amount_cents: f.amount_cents + f.taxes_amount_cents,
+        total_amount_currency: f.amount_currency.clone(),
+        events_count: f.events_count,
+        pay_in_advance: f.pay_in_advance,
+        invoiceable: f.invoiceable,
+        from_date: f.from_datetime.map(timestamp),
+        to_date: f.to_datetime.map(timestamp),
+        payment_status: f.payment_status.clone(),
+        created_at: Some(timestamp(f.created_at)),
+        succeeded_at: f.succeeded_at.map(timestamp),
+        failed_at: f.failed_at.map(timestamp),
+        refunded_at: f.refunded_at.map(timestamp),
+        event_transaction_id: f.pay_in_advance_event_transaction_id.clone(),
+        description: f.description.clone(),
+        precise_coupons_amount_cents: dec(f.precise_coupons_amount_cents),
+        sub_total_excluding_taxes_amount_cents: crate::domain::invoicing::round_cents(sub_total_precise),
+        sub_total_excluding_taxes_precise_amount_cents: dec(sub_total_precise),
+        self_billed: false,
+        item: FeeItem {
+            kind: f.fee_type.clone(),
+            code: f.item_code.clone(),
+            name: f.item_name.clone(),
+            description: f.item_description.clone(),
+            invoice_display_name: f.item_invoice_display_name.clone().unwrap_or_else(|| f.item_name.clone()),
+            filter_invoice_display_name: f.item_filter_invoice_display_name.clone(),
+            filters: f.filters.as_ref().map(|j| j.0.clone()),
+            lago_item_id: f.item_id,
+            item_type: f.item_type.clone(),
+            grouped_by: f.grouped_by.0.clone(),
+        },
+        applied_taxes: taxes
+            .iter()
+            .map(|t| FeeAppliedTaxObject {
+                lago_id: t.id,
+                lago_fee_id: f.id,
+                lago_tax_id: t.tax_id,
+                tax_name: t.tax_name.clone(),
+                tax_code: t.tax_code.clone(),
+                tax_rate: number(t.tax_rate),
+                tax_description: None,
+                amount_cents: t.amount_cents,
+                amount_currency: f.amount_currency.clone(),
+                created_at: timestamp(t.created_at),
+            })
+            .collect(),
+    }
+}
+
 pub(super) async fn render(conn: &mut sqlx::PgConnection, org: Uuid, i: &Invoice) -> Result<InvoiceObject, ApiError> {
     let r = &i.row;
     let customer = customer_object(conn, org, r.customer_id).await?;
@@ -248,81 +332,8 @@ pub(super) async fn render(conn: &mut sqlx::PgConnection, org: Uuid, i: &Invoice
         .fees
         .iter()
         .map(|f| {
-            let sub_total_precise = f.precise_amount_cents - f.precise_coupons_amount_cents;
-            let subunits = crate::domain::money::Currency::from_code(&f.amount_currency)
-                .map_or(Decimal::ONE_HUNDRED, |c| c.subunits());
-            FeeObject {
-                lago_id: Some(f.id),
-                lago_charge_id: f.charge_id,
-                lago_charge_filter_id: f.charge_filter_id,
-                lago_invoice_id: Some(r.id),
-                lago_true_up_fee_id: None,
-                lago_true_up_parent_fee_id: None,
-                lago_subscription_id: f.subscription_id,
-                lago_customer_id: Some(r.customer_id),
-                external_customer_id: Some(customer.external_id.clone()),
-                external_subscription_id: f.external_subscription_id.clone(),
-                invoice_display_name: f.item_invoice_display_name.clone(),
-                amount_cents: f.amount_cents,
-                precise_amount: dec(f.precise_amount_cents / subunits),
-                precise_total_amount: dec((f.precise_amount_cents - f.precise_coupons_amount_cents
-                    + f.taxes_precise_amount_cents)
-                    / subunits),
-                amount_currency: f.amount_currency.clone(),
-                taxes_amount_cents: f.taxes_amount_cents,
-                taxes_precise_amount: dec(f.taxes_precise_amount_cents / subunits),
-                taxes_rate: number(f.taxes_rate),
-                units: dec(f.units),
-                precise_unit_amount: dec(f.precise_unit_amount),
-                total_aggregated_units: dec(f.total_aggregated_units),
-                total_amount_cents: f.amount_cents + f.taxes_amount_cents,
-                total_amount_currency: f.amount_currency.clone(),
-                events_count: f.events_count,
-                pay_in_advance: f.pay_in_advance,
-                invoiceable: f.invoiceable,
-                from_date: f.from_datetime.map(timestamp),
-                to_date: f.to_datetime.map(timestamp),
-                payment_status: f.payment_status.clone(),
-                created_at: Some(timestamp(f.created_at)),
-                succeeded_at: None,
-                failed_at: None,
-                refunded_at: None,
-                event_transaction_id: None,
-                description: f.description.clone(),
-                precise_coupons_amount_cents: dec(f.precise_coupons_amount_cents),
-                sub_total_excluding_taxes_amount_cents: crate::domain::invoicing::round_cents(sub_total_precise),
-                sub_total_excluding_taxes_precise_amount_cents: dec(sub_total_precise),
-                self_billed: false,
-                item: FeeItem {
-                    kind: f.fee_type.clone(),
-                    code: f.item_code.clone(),
-                    name: f.item_name.clone(),
-                    description: f.item_description.clone(),
-                    invoice_display_name: f.item_invoice_display_name.clone().unwrap_or_else(|| f.item_name.clone()),
-                    filter_invoice_display_name: f.item_filter_invoice_display_name.clone(),
-                    filters: f.filters.as_ref().map(|j| j.0.clone()),
-                    lago_item_id: f.item_id,
-                    item_type: f.item_type.clone(),
-                    grouped_by: f.grouped_by.0.clone(),
-                },
-                applied_taxes: i
-                    .fee_taxes
-                    .iter()
-                    .filter(|t| t.fee_id == f.id)
-                    .map(|t| FeeAppliedTaxObject {
-                        lago_id: t.id,
-                        lago_fee_id: f.id,
-                        lago_tax_id: t.tax_id,
-                        tax_name: t.tax_name.clone(),
-                        tax_code: t.tax_code.clone(),
-                        tax_rate: number(t.tax_rate),
-                        tax_description: None,
-                        amount_cents: t.amount_cents,
-                        amount_currency: f.amount_currency.clone(),
-                        created_at: timestamp(t.created_at),
-                    })
-                    .collect(),
-            }
+            let taxes: Vec<&FeeTaxRow> = i.fee_taxes.iter().filter(|t| t.fee_id == f.id).collect();
+            fee_object(f, &taxes, Some(r.id), Some(r.customer_id), Some(customer.external_id.clone()))
         })
         .collect();
     Ok(InvoiceObject {

@@ -7,6 +7,7 @@ mod coupons;
 mod credit_notes;
 mod customers;
 mod estimates;
+mod fees;
 mod invoices;
 mod one_off_invoices;
 mod organizations;
@@ -53,5 +54,6 @@ pub fn routes() -> Router<ApiState> {
         .merge(one_off_invoices::routes())
         .merge(past_usage::routes())
         .merge(credit_notes::routes())
+        .merge(fees::routes())
         .merge(webhooks::routes())
 }

@@ -567,18 +567,16 @@ pub(crate) async fn render_object(
             Ok(Some(to_value(serde_json::to_value(object))?))
         }
         "fee" => {
-            // The fee as its invoice renders it.
-            let invoice: Option<Uuid> =
-                sqlx::query_scalar("SELECT invoice_id FROM fees WHERE organization_id = $1 AND id = $2")
-                    .bind(org)
-                    .bind(id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            let Some(invoice) = invoice else { return Ok(None) };
-            let Some(invoice) = crate::store::invoices::get(conn, org, invoice).await? else { return Ok(None) };
-            let object = super::invoices::render(conn, org, &invoice).await.map_err(unexpected)?;
-            let fee = object.fees.into_iter().find(|f| f.lago_id == Some(id));
-            fee.map(|f| to_value(serde_json::to_value(f))).transpose()
+            let Some(fee) = crate::store::fees::get(conn, org, id).await? else { return Ok(None) };
+            let taxes: Vec<_> = fee.taxes.iter().collect();
+            let object = super::invoices::fee_object(
+                &fee.row,
+                &taxes,
+                fee.invoice_id,
+                fee.customer_id,
+                fee.external_customer_id,
+            );
+            Ok(Some(to_value(serde_json::to_value(object))?))
         }
         "subscription" => {
             let sub = crate::store::subscriptions::get(conn, org, id).await?;

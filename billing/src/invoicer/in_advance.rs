@@ -235,8 +235,9 @@ const DRAIN_ROWS: i64 = 10_000;
 /// `ingest::in_advance`): for each queued subscription, each event with no fee yet gets one, priced at the charge's
 /// price of the period's units up to and including it, less the price of the units before it (events taken in the
 /// order they were received). Each event gets one invoice, finalized at once, with a fee per charge of its metric
-/// paid in advance; the invoice is unique on (subscription, event), so a repeated pass bills nothing twice. Charges
-/// that are not invoiceable are left out (Lago keeps their fees off invoices).
+/// paid in advance; the invoice is unique on (subscription, event), so a repeated pass bills nothing twice. A charge
+/// that is not invoiceable bills each event with a fee of its own, without an invoice, unique on (subscription,
+/// charge, event), as Lago does.
 ///
 /// The queue rows are taken with SKIP LOCKED and deleted in the same transaction once their subscription is
 /// billed, so several workers share the queue and a crash leaves the rows for the next pass. A subscription another
@@ -329,9 +330,9 @@ async fn bill_subscription_events(
     ctx: &Context,
     now: DateTime<Utc>,
 ) -> Result<usize> {
-    let charges: Vec<_> = ctx.plan.charges.iter().filter(|c| c.attrs.pay_in_advance && c.attrs.invoiceable).collect();
+    let charges: Vec<_> = ctx.plan.charges.iter().filter(|c| c.attrs.pay_in_advance).collect();
     let window = ctx.current_window(now);
-    let billed: Vec<(String,)> = sqlx::query_as(
+    let invoiced: Vec<(String,)> = sqlx::query_as(
         "SELECT event_transaction_id FROM invoice_subscriptions
          WHERE subscription_id = $1 AND invoicing_reason = 'in_advance_charge' AND charges_from_datetime = $2",
     )
@@ -339,7 +340,19 @@ async fn bill_subscription_events(
     .bind(window.from)
     .fetch_all(pool)
     .await?;
-    let billed: std::collections::HashSet<String> = billed.into_iter().map(|r| r.0).collect();
+    let invoiced: std::collections::HashSet<String> = invoiced.into_iter().map(|r| r.0).collect();
+    // Charges that are not invoiceable bill each event with a fee of its own.
+    let standalone: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+        "SELECT charge_id, pay_in_advance_event_transaction_id FROM fees
+         WHERE subscription_id = $1 AND invoice_id IS NULL AND pay_in_advance_event_transaction_id IS NOT NULL
+           AND from_datetime = $2",
+    )
+    .bind(ctx.sub.id)
+    .bind(window.from)
+    .fetch_all(pool)
+    .await?;
+    let standalone: std::collections::HashSet<(uuid::Uuid, String)> = standalone.into_iter().collect();
+    let mut new_standalone: Vec<crate::store::fees::Standalone> = Vec::new();
     // Fees of each unbilled event, in the order the events were received.
     let mut per_event: Vec<(String, DateTime<Utc>, Vec<FeeDraft>)> = Vec::new();
     for charge in charges {
@@ -381,7 +394,12 @@ async fn bill_subscription_events(
             };
             let before = state.units;
             state.units += delta;
-            if billed.contains(&e.transaction_id) {
+            let billed = if charge.attrs.invoiceable {
+                invoiced.contains(&e.transaction_id)
+            } else {
+                standalone.contains(&(charge.id, e.transaction_id.clone()))
+            };
+            if billed {
                 continue;
             }
             let model = bucket.and_then(|i| by_filter.get(i)).unwrap_or(&own);
@@ -399,6 +417,15 @@ async fn bill_subscription_events(
             let units = billed_units(ctx, charge, metric, delta, e.timestamp, window);
             let amount = (price(before + units)? - price(before)?).max(Decimal::ZERO);
             let fee = event_fee(ctx, charge, metric, &job, bucket, &group, amount, units, window);
+            if !charge.attrs.invoiceable {
+                new_standalone.push(crate::store::fees::Standalone {
+                    organization_id: ctx.sub.organization_id,
+                    currency: ctx.currency.code.to_owned(),
+                    event_transaction_id: e.transaction_id.clone(),
+                    fee: fee.to_new(ctx.sub.id),
+                });
+                continue;
+            }
             match per_event.iter_mut().find(|(tx, _, _)| *tx == e.transaction_id) {
                 Some((_, _, fees)) => fees.push(fee),
                 None => per_event.push((e.transaction_id.clone(), e.timestamp, vec![fee])),
@@ -421,5 +448,10 @@ async fn bill_subscription_events(
             event_transaction_id: Some(tx),
         })
         .collect();
+    if !new_standalone.is_empty() {
+        let mut tx = pool.begin().await?;
+        crate::store::fees::insert_standalone(&mut tx, &new_standalone).await?;
+        tx.commit().await?;
+    }
     Ok(super::writer::write(pool, batch).await?.invoices.len())
 }

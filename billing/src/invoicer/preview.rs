@@ -138,6 +138,10 @@ pub async fn preview(
             created_at: now,
             external_subscription_id: Some(ctx.sub.external_id.clone()),
             description: None,
+            pay_in_advance_event_transaction_id: None,
+            succeeded_at: None,
+            failed_at: None,
+            refunded_at: None,
         });
     }
     let stored_taxes = super::store_taxes(&fees.iter().map(|(_, f)| f).collect::<Vec<_>>());

@@ -135,7 +135,7 @@ pub async fn write_in(tx: &mut PgConnection, batch: Vec<Pending<'_>>, ids: Vec<U
             payment_status: "pending",
         };
         let new_fees = fees.iter().map(|f| f.to_new(ctx.sub.id)).collect();
-        rows.push(invoice, new_fees, &computed, p.event_transaction_id.is_some());
+        rows.push(invoice, new_fees, &computed, p.event_transaction_id.as_deref());
         written.invoices.push((ctx.sub.id, id));
     }
     rows.insert(&mut *tx).await?;

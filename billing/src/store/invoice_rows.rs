@@ -74,8 +74,8 @@ struct FeeRow {
     invoice: usize,
     position: i32,
     fee: NewFee,
-    /// A fee of a charge paid in advance (its own invoice, one event).
-    pay_in_advance: bool,
+    /// The event a fee of a charge paid in advance bills (its own invoice, one event).
+    event: Option<String>,
     taxes_amount_cents: i64,
     taxes_precise: Decimal,
     taxes_rate: Decimal,
@@ -95,7 +95,7 @@ pub struct Rows {
 impl Rows {
     /// Adds one invoice: `fees` zipped with `computed.fees`, in order, with their taxes, the invoice's tax lines and
     /// its coupon credits.
-    pub fn push(&mut self, invoice: NewInvoice, fees: Vec<NewFee>, computed: &Computed, pay_in_advance: bool) {
+    pub fn push(&mut self, invoice: NewInvoice, fees: Vec<NewFee>, computed: &Computed, event: Option<&str>) {
         let t = &computed.totals;
         let n = self.invoices.len();
         let all_taxes: Vec<Tax> = fees.iter().flat_map(|f| f.taxes.iter().cloned()).collect();
@@ -111,7 +111,7 @@ impl Rows {
                 invoice: n,
                 position: position(i),
                 fee,
-                pay_in_advance,
+                event: event.map(str::to_owned),
                 taxes_amount_cents: priced.taxes_amount_cents,
                 taxes_precise: priced.taxes_precise_amount_cents,
                 taxes_rate: priced.taxes_rate,
@@ -169,7 +169,7 @@ impl Rows {
             q.build().execute(&mut *conn).await?;
         }
         let invoice = |n: usize| &self.invoices[n].0;
-        for chunk in self.fees.chunks(MAX_BINDS / 34) {
+        for chunk in self.fees.chunks(MAX_BINDS / 35) {
             let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
                 "INSERT INTO fees (id, organization_id, invoice_id, position, subscription_id, charge_id,
                      charge_filter_id, fee_type, item_code, item_name, item_invoice_display_name,
@@ -177,7 +177,7 @@ impl Rows {
                      amount_cents, precise_amount_cents, amount_currency, taxes_amount_cents,
                      taxes_precise_amount_cents, taxes_rate, precise_coupons_amount_cents, units,
                      total_aggregated_units, events_count, unit_amount_cents, precise_unit_amount, invoiceable,
-                     from_datetime, to_datetime, pay_in_advance, description) ",
+                     from_datetime, to_datetime, pay_in_advance, description, pay_in_advance_event_transaction_id) ",
             );
             q.push_values(chunk, |mut b, r| {
                 let (f, inv) = (&r.fee, invoice(r.invoice));
@@ -213,8 +213,9 @@ impl Rows {
                     .push_bind(f.invoiceable)
                     .push_bind(f.from)
                     .push_bind(f.to)
-                    .push_bind(r.pay_in_advance)
-                    .push_bind(&f.description);
+                    .push_bind(r.event.is_some())
+                    .push_bind(&f.description)
+                    .push_bind(&r.event);
             });
             q.build().execute(&mut *conn).await?;
         }

@@ -80,7 +80,22 @@ pub struct FeeRow {
     pub created_at: DateTime<Utc>,
     pub external_subscription_id: Option<String>,
     pub description: Option<String>,
+    /// The event a fee of a charge paid in advance bills.
+    pub pay_in_advance_event_transaction_id: Option<String>,
+    pub succeeded_at: Option<DateTime<Utc>>,
+    pub failed_at: Option<DateTime<Utc>>,
+    pub refunded_at: Option<DateTime<Utc>>,
 }
+
+/// The columns of [`FeeRow`], from `fees f LEFT JOIN subscriptions s ON s.id = f.subscription_id`.
+pub(crate) const FEE_COLUMNS: &str = "f.id, f.subscription_id, f.charge_id, f.charge_filter_id, f.fee_type, \
+    f.item_code, f.item_name, f.item_invoice_display_name, f.item_filter_invoice_display_name, f.item_description, \
+    f.item_id, f.item_type, f.filters, f.grouped_by, f.amount_cents, f.precise_amount_cents, f.amount_currency, \
+    f.taxes_amount_cents, f.taxes_precise_amount_cents, f.taxes_rate, f.precise_coupons_amount_cents, f.units, \
+    f.total_aggregated_units, f.events_count, f.unit_amount_cents, f.precise_unit_amount, f.pay_in_advance, \
+    f.invoiceable, f.from_datetime, f.to_datetime, f.payment_status, f.created_at, \
+    s.external_id AS external_subscription_id, f.description, f.pay_in_advance_event_transaction_id, \
+    f.succeeded_at, f.failed_at, f.refunded_at";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct FeeTaxRow {
@@ -319,18 +334,11 @@ async fn complete(conn: &mut PgConnection, org: Uuid, rows: Vec<InvoiceRow>) -> 
         #[sqlx(flatten)]
         fee: FeeRow,
     }
-    let fees: Vec<Fee> = sqlx::query_as(
-        "SELECT f.invoice_id, f.id, f.subscription_id, f.charge_id, f.charge_filter_id, f.fee_type, f.item_code,
-                f.item_name, f.item_invoice_display_name, f.item_filter_invoice_display_name, f.item_description,
-                f.item_id, f.item_type, f.filters, f.grouped_by, f.amount_cents, f.precise_amount_cents,
-                f.amount_currency, f.taxes_amount_cents, f.taxes_precise_amount_cents, f.taxes_rate,
-                f.precise_coupons_amount_cents, f.units, f.total_aggregated_units, f.events_count,
-                f.unit_amount_cents, f.precise_unit_amount, f.pay_in_advance, f.invoiceable, f.from_datetime,
-                f.to_datetime, f.payment_status, f.created_at, s.external_id AS external_subscription_id,
-                f.description
+    let fees: Vec<Fee> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT f.invoice_id, {FEE_COLUMNS}
          FROM fees f LEFT JOIN subscriptions s ON s.id = f.subscription_id
-         WHERE f.organization_id = $1 AND f.invoice_id = ANY($2) ORDER BY f.invoice_id, f.position",
-    )
+         WHERE f.organization_id = $1 AND f.invoice_id = ANY($2) ORDER BY f.invoice_id, f.position"
+    )))
     .bind(org)
     .bind(&ids)
     .fetch_all(&mut *conn)

@@ -2,6 +2,7 @@
 
 pub mod billable_metrics;
 pub mod credit_notes;
+pub mod fees;
 pub mod invoice_rows;
 pub mod invoices;
 pub mod organizations;

@@ -6,5 +6,8 @@
 CREATE TABLE in_advance_queue (
     id              bigserial PRIMARY KEY,
     subscription_id uuid NOT NULL,
+    -- The earliest timestamp among the queued events: billing starts from its period, so an event that comes in
+    -- just before a period ends, or late, is billed in the period it belongs to.
+    first_event_at  timestamptz NOT NULL,
     queued_at       timestamptz NOT NULL DEFAULT now()
 );

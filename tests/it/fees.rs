@@ -55,7 +55,8 @@ async fn a_charge_paid_in_advance_that_is_not_invoiceable_bills_each_event_with_
     let fees = app.get("/api/v1/fees?external_subscription_id=s&billable_metric_code=calls").await.expect(200);
     assert_eq!(fees.body["meta"]["total_count"], 2, "each call once: {}", fees.body);
     let list = fees.body["fees"].as_array().unwrap();
-    let txs: Vec<&str> = list.iter().map(|f| f["event_transaction_id"].as_str().unwrap()).collect();
+    let mut txs: Vec<&str> = list.iter().map(|f| f["event_transaction_id"].as_str().unwrap()).collect();
+    txs.sort_unstable();
     assert_eq!(txs, ["c1", "c2"]);
     for f in list {
         assert_eq!(f["lago_invoice_id"], Value::Null);
@@ -110,4 +111,48 @@ async fn a_charge_paid_in_advance_that_is_not_invoiceable_bills_each_event_with_
     assert_eq!(tick().await.invoices, 0);
     let fees = app.get("/api/v1/fees?billable_metric_code=calls").await.expect(200);
     assert_eq!(fees.body["meta"]["total_count"], 1);
+}
+
+/// An event that comes in just before its period ends is billed in that period, even when the worker takes it
+/// after the boundary.
+#[tokio::test]
+async fn an_event_queued_before_a_boundary_is_billed_in_its_own_period() {
+    let app = TestApp::new().await;
+    let calls = app
+        .post(
+            "/api/v1/billable_metrics",
+            &json!({"billable_metric": {"name": "Calls", "code": "calls", "aggregation_type": "count_agg"}}),
+        )
+        .await
+        .ok()
+        .body["billable_metric"]["lago_id"]
+        .clone();
+    app.post(
+        "/api/v1/plans",
+        &json!({"plan": {"name": "P", "code": "p", "interval": "monthly", "amount_cents": 0, "amount_currency": "EUR",
+            "charges": [{"billable_metric_id": calls, "charge_model": "standard", "pay_in_advance": true,
+                         "invoiceable": false, "properties": {"amount": "1"}}]}}),
+    )
+    .await
+    .ok();
+    app.post(
+        "/api/v1/subscriptions",
+        &json!({"subscription": {"external_customer_id": "acme", "plan_code": "p", "external_id": "s",
+                                 "subscription_at": "2025-01-01T00:00:00Z"}}),
+    )
+    .await
+    .expect(200);
+    let event = json!({"event": {"transaction_id": "late", "external_subscription_id": "s", "code": "calls",
+                                 "timestamp": 1738367999}}); // 2025-01-31T23:59:59Z
+    app.post("/api/v1/events", &event).await.expect(200);
+    let at = "2025-02-01T00:00:05Z".parse().unwrap();
+    billing::clock::tick(&app.pool, &*app.store, at).await.expect("billing clock");
+    let fees = app.get("/api/v1/fees?event_transaction_id=late").await.expect(200);
+    assert_eq!(fees.body["meta"]["total_count"], 1, "{}", fees.body);
+    let fee = &fees.body["fees"][0];
+    assert_eq!(
+        (fee["from_date"].clone(), fee["to_date"].clone()),
+        (json!("2025-01-01T00:00:00Z"), json!("2025-01-31T23:59:59Z"))
+    );
+    assert_eq!(fee["amount_cents"], 100);
 }

@@ -244,21 +244,26 @@ const DRAIN_ROWS: i64 = 10_000;
 /// worker is billing (its advisory lock is taken) or whose billing fails keeps its rows for a later pass.
 pub async fn drain(pool: &sqlx::PgPool, events: &dyn EventStore, now: DateTime<Utc>) -> Result<usize> {
     let mut tx = pool.begin().await?;
-    let rows: Vec<(i64, uuid::Uuid)> =
-        sqlx::query_as("SELECT id, subscription_id FROM in_advance_queue ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED")
-            .bind(DRAIN_ROWS)
-            .fetch_all(&mut *tx)
-            .await?;
-    let mut by_sub: Vec<(uuid::Uuid, Vec<i64>)> = Vec::new();
-    for (id, sub) in rows {
-        match by_sub.iter_mut().find(|(s, _)| *s == sub) {
-            Some((_, ids)) => ids.push(id),
-            None => by_sub.push((sub, vec![id])),
+    let rows: Vec<(i64, uuid::Uuid, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT id, subscription_id, first_event_at FROM in_advance_queue ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(DRAIN_ROWS)
+    .fetch_all(&mut *tx)
+    .await?;
+    // Per subscription: its rows and the earliest event they queued.
+    let mut by_sub: Vec<(uuid::Uuid, Vec<i64>, DateTime<Utc>)> = Vec::new();
+    for (id, sub, first) in rows {
+        match by_sub.iter_mut().find(|(s, _, _)| *s == sub) {
+            Some((_, ids, since)) => {
+                ids.push(id);
+                *since = (*since).min(first);
+            }
+            None => by_sub.push((sub, vec![id], first)),
         }
     }
     let mut done: Vec<i64> = Vec::new();
     let mut issued = 0;
-    for (sub, ids) in by_sub {
+    for (sub, ids, since) in by_sub {
         // Two workers billing one subscription at once would price its events against the same "before".
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1::text, 7))")
             .bind(sub)
@@ -267,7 +272,7 @@ pub async fn drain(pool: &sqlx::PgPool, events: &dyn EventStore, now: DateTime<U
         if !locked {
             continue;
         }
-        match bill_queued(pool, events, sub, now).await {
+        match bill_queued(pool, events, sub, since, now).await {
             Ok(n) => {
                 issued += n;
                 done.extend(ids);
@@ -283,11 +288,16 @@ pub async fn drain(pool: &sqlx::PgPool, events: &dyn EventStore, now: DateTime<U
     Ok(issued)
 }
 
-/// Bills the unbilled events of one queued subscription; a subscription no longer active has nothing to bill.
+/// Most periods one queued subscription is billed for, back from now: events older than that are left unbilled.
+const MAX_PERIODS_BACK: usize = 36;
+
+/// Bills the unbilled events of one queued subscription in each charges period from the one holding `since` (its
+/// earliest queued event) to the current one; a subscription no longer active has nothing to bill.
 async fn bill_queued(
     pool: &sqlx::PgPool,
     events: &dyn EventStore,
     sub: uuid::Uuid,
+    since: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<usize> {
     let mut conn = pool.acquire().await?;
@@ -303,7 +313,21 @@ async fn bill_queued(
     let sub = subscriptions::get(&mut conn, org, sub).await?;
     let Some(ctx) = contexts(&mut conn, vec![sub]).await?.pop() else { return Ok(0) };
     drop(conn);
-    bill_subscription_events(pool, events, &ctx, now).await
+    // A time in each period from the earliest event's to the current one.
+    let mut starts = vec![since];
+    while let Some(&at) = starts.last() {
+        let window = ctx.current_window(at);
+        if window.to > now || starts.len() > MAX_PERIODS_BACK * 4 {
+            break;
+        }
+        starts.push(window.to);
+    }
+    let skip = starts.len().saturating_sub(MAX_PERIODS_BACK);
+    let mut issued = 0;
+    for at in &starts[skip..] {
+        issued += bill_subscription_events(pool, events, &ctx, *at).await?;
+    }
+    Ok(issued)
 }
 
 /// Runs [`drain`] every `every` until the process stops: events paid in advance are billed within about `every`
@@ -324,14 +348,15 @@ pub async fn run(
     }
 }
 
+/// Bills the unbilled events of one subscription in the charges period holding `at`.
 async fn bill_subscription_events(
     pool: &sqlx::PgPool,
     events: &dyn EventStore,
     ctx: &Context,
-    now: DateTime<Utc>,
+    at: DateTime<Utc>,
 ) -> Result<usize> {
     let charges: Vec<_> = ctx.plan.charges.iter().filter(|c| c.attrs.pay_in_advance).collect();
-    let window = ctx.current_window(now);
+    let window = ctx.current_window(at);
     let invoiced: Vec<(String,)> = sqlx::query_as(
         "SELECT event_transaction_id FROM invoice_subscriptions
          WHERE subscription_id = $1 AND invoicing_reason = 'in_advance_charge' AND charges_from_datetime = $2",

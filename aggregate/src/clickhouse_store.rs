@@ -18,7 +18,7 @@
 //! `events_enriched` is written after `events_raw`, so it is the table the "already stored" check reads: an identity
 //! found there has both rows.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use clickhouse::{Client, Row};
@@ -29,7 +29,7 @@ use schemas::event::Event;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::store::{EventQuery, EventStore, ScanBatches, ScanColumn, ScanFilter, StoreError};
+use crate::store::{EventQuery, EventStore, ScanBatches, ScanColumn, ScanFilter, StoreError, Written};
 use datafusion::arrow::array::RecordBatch;
 use std::sync::Arc;
 
@@ -144,6 +144,7 @@ struct IdentityRow {
     organization_id: String,
     external_subscription_id: String,
     transaction_id: String,
+    ingested_us: i64,
 }
 
 fn micros(t: DateTime<Utc>) -> i64 {
@@ -240,28 +241,26 @@ impl ClickHouseStore {
     }
 
     /// Stores the events that are new (first occurrence in `events`, identity not yet in `events_enriched`) with
-    /// their enrichments (same order and length as `events`), `events_raw` first. Returns how many were new.
-    pub async fn write_enriched(&self, events: &[Event], enrichments: &[Enrichment]) -> Result<u64, StoreError> {
+    /// their enrichments (same order and length as `events`), `events_raw` first. A stored identity with the same
+    /// receipt time is the replay of this very record (the sink read it again after a crash), not a duplicate.
+    pub async fn write_enriched(&self, events: &[Event], enrichments: &[Enrichment]) -> Result<Written, StoreError> {
         if events.len() != enrichments.len() {
             return Err(StoreError::Failed("one enrichment per event expected".into()));
         }
-        let mut seen = HashSet::with_capacity(events.len());
-        let firsts: Vec<usize> = (0..events.len())
-            .filter(|&i| {
-                let e = &events[i];
-                seen.insert((e.organization_id, e.external_subscription_id.as_str(), e.transaction_id.as_str()))
-            })
-            .collect();
+        let (firsts, mut duplicates) = crate::store::first_occurrences(events);
         let stored = self.stored_identities(events, &firsts).await?;
-        let new: Vec<usize> = firsts
-            .into_iter()
-            .filter(|&i| {
-                let e = &events[i];
-                !stored.contains(&(e.organization_id, e.external_subscription_id.clone(), e.transaction_id.clone()))
-            })
-            .collect();
+        let mut new = Vec::with_capacity(firsts.len());
+        for i in firsts {
+            let e = &events[i];
+            match stored.get(&(e.organization_id, e.external_subscription_id.clone(), e.transaction_id.clone())) {
+                None => new.push(i),
+                Some(&ingested_us) if ingested_us != micros(e.ingested_at) => duplicates.push(i),
+                Some(_) => {}
+            }
+        }
+        duplicates.sort_unstable();
         if new.is_empty() {
-            return Ok(0);
+            return Ok(Written { new: 0, duplicates });
         }
         let mut raw = self.client.insert::<RawRow<'_>>("events_raw").await.map_err(ch_error)?;
         for &i in &new {
@@ -303,16 +302,17 @@ impl ClickHouseStore {
                 .map_err(ch_error)?;
         }
         enriched.end().await.map_err(ch_error)?;
-        Ok(new.len() as u64)
+        Ok(Written { new: new.len() as u64, duplicates })
     }
 
-    /// The identities among `events[indices]` that `events_enriched` already holds.
+    /// The identities among `events[indices]` that `events_enriched` already holds, with the receipt time (in
+    /// microseconds) of the copy reads keep.
     async fn stored_identities(
         &self,
         events: &[Event],
         indices: &[usize],
-    ) -> Result<HashSet<(Uuid, String, String)>, StoreError> {
-        let mut found = HashSet::new();
+    ) -> Result<HashMap<(Uuid, String, String), i64>, StoreError> {
+        let mut found = HashMap::new();
         for chunk in indices.chunks(CHECK_CHUNK) {
             let mut orgs: Vec<String> = chunk.iter().map(|&i| events[i].organization_id.to_string()).collect();
             let mut subs: Vec<&str> = chunk.iter().map(|&i| events[i].external_subscription_id.as_str()).collect();
@@ -327,10 +327,12 @@ impl ClickHouseStore {
             let rows: Vec<IdentityRow> = self
                 .client
                 .query(
-                    "SELECT DISTINCT organization_id, external_subscription_id, transaction_id FROM events_enriched
+                    "SELECT organization_id, external_subscription_id, transaction_id, min(ingested_us) AS ingested_us
+                     FROM events_enriched
                      WHERE organization_id IN (SELECT arrayJoin(?))
                        AND external_subscription_id IN (SELECT arrayJoin(?))
-                       AND transaction_id IN (SELECT arrayJoin(?))",
+                       AND transaction_id IN (SELECT arrayJoin(?))
+                     GROUP BY organization_id, external_subscription_id, transaction_id",
                 )
                 .bind(orgs)
                 .bind(subs)
@@ -340,7 +342,7 @@ impl ClickHouseStore {
                 .map_err(ch_error)?;
             for r in rows {
                 if let Ok(org) = Uuid::parse_str(&r.organization_id) {
-                    found.insert((org, r.external_subscription_id, r.transaction_id));
+                    found.insert((org, r.external_subscription_id, r.transaction_id), r.ingested_us);
                 }
             }
         }
@@ -515,7 +517,7 @@ impl ClickHouseStore {
 }
 
 impl EventStore for ClickHouseStore {
-    fn write<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<u64, StoreError>> {
+    fn write<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<Written, StoreError>> {
         async move {
             let plain = vec![Enrichment::default(); events.len()];
             self.write_enriched(events, &plain).await

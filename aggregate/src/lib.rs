@@ -12,4 +12,4 @@ pub mod scan;
 pub mod semantics;
 pub mod store;
 
-pub use store::{EventQuery, EventStore, ScanFilter, StoreError};
+pub use store::{EventQuery, EventStore, ScanFilter, StoreError, Written};

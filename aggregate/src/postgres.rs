@@ -11,7 +11,7 @@ use schemas::event::Event;
 use sqlx::{PgPool, QueryBuilder};
 use uuid::Uuid;
 
-use crate::store::{EventQuery, EventStore, ScanBatches, ScanColumn, ScanFilter, StoreError};
+use crate::store::{EventQuery, EventStore, ScanBatches, ScanColumn, ScanFilter, StoreError, Written};
 use datafusion::arrow::array::RecordBatch;
 use futures::TryStreamExt;
 use sqlx::Row as _;
@@ -68,7 +68,7 @@ const COLUMNS: &str = r#"organization_id, transaction_id, external_subscription_
     properties::text AS properties, precise_total_amount_cents, ingested_at"#;
 
 impl PgEventStore {
-    async fn insert(&self, events: &[Event]) -> Result<u64, sqlx::Error> {
+    async fn insert(&self, events: &[Event]) -> Result<Written, sqlx::Error> {
         let n = events.len();
         let mut orgs = Vec::with_capacity(n);
         let mut txs = Vec::with_capacity(n);
@@ -106,7 +106,36 @@ impl PgEventStore {
         .bind(&ingested)
         .execute(&self.pool)
         .await?;
-        Ok(result.rows_affected())
+        let new = result.rows_affected();
+        if new == n as u64 {
+            return Ok(Written { new, duplicates: Vec::new() });
+        }
+        Ok(Written { new, duplicates: self.duplicates(events).await? })
+    }
+
+    /// After a write that skipped some events: the later occurrences of an identity within `events`, and the first
+    /// ones whose stored copy came with another sending (another receipt time).
+    async fn duplicates(&self, events: &[Event]) -> Result<Vec<usize>, sqlx::Error> {
+        let (firsts, mut duplicates) = crate::store::first_occurrences(events);
+        let orgs: Vec<Uuid> = firsts.iter().map(|&i| events[i].organization_id).collect();
+        let txs: Vec<&str> = firsts.iter().map(|&i| events[i].transaction_id.as_str()).collect();
+        let subs: Vec<&str> = firsts.iter().map(|&i| events[i].external_subscription_id.as_str()).collect();
+        let ingested: Vec<DateTime<Utc>> = firsts.iter().map(|&i| events[i].ingested_at).collect();
+        let older: Vec<i64> = sqlx::query_scalar(
+            "SELECT u.n FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) WITH ORDINALITY
+                 AS u(o, t, s, i, n)
+             JOIN events e ON e.organization_id = u.o AND e.transaction_id = u.t AND e.external_subscription_id = u.s
+             WHERE e.ingested_at <> u.i",
+        )
+        .bind(&orgs)
+        .bind(&txs)
+        .bind(&subs)
+        .bind(&ingested)
+        .fetch_all(&self.pool)
+        .await?;
+        duplicates.extend(older.into_iter().filter_map(|n| firsts.get(usize::try_from(n - 1).ok()?).copied()));
+        duplicates.sort_unstable();
+        Ok(duplicates)
     }
 
     async fn scan_rows(&self, f: &ScanFilter) -> Result<Vec<Event>, sqlx::Error> {
@@ -224,7 +253,7 @@ impl PgEventStore {
 }
 
 impl EventStore for PgEventStore {
-    fn write<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<u64, StoreError>> {
+    fn write<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<Written, StoreError>> {
         async move { self.insert(events).await.map_err(db_error) }.boxed()
     }
 

@@ -97,10 +97,33 @@ pub struct EventQuery {
     pub offset: i64,
 }
 
+/// What a write did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    /// How many events were new.
+    pub new: u64,
+    /// The events (indices into the written slice) whose identity was stored by an earlier sending or earlier in
+    /// the same write: a client sent it again (Lago answers with an `event.error` webhook). The replay of a record
+    /// already written (same identity, same receipt time) is not a duplicate.
+    pub duplicates: Vec<usize>,
+}
+
+/// The identity of an event: organization, subscription, transaction.
+pub type Identity<'a> = (Uuid, &'a str, &'a str);
+
+/// Splits `events` into the first occurrence of each identity and the later ones (duplicates within the write).
+pub fn first_occurrences(events: &[Event]) -> (Vec<usize>, Vec<usize>) {
+    let mut seen: std::collections::HashSet<Identity<'_>> = std::collections::HashSet::with_capacity(events.len());
+    (0..events.len()).partition(|&i| {
+        let e = &events[i];
+        seen.insert((e.organization_id, e.external_subscription_id.as_str(), e.transaction_id.as_str()))
+    })
+}
+
 pub trait EventStore: Send + Sync + 'static {
     /// Stores `events` durably, all or none. An event whose identity is already stored (or repeated earlier in
-    /// `events`) is skipped: the first one wins. Returns how many events were new.
-    fn write<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<u64, StoreError>>;
+    /// `events`) is skipped: the first one wins.
+    fn write<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<Written, StoreError>>;
 
     /// Events matching `filter`, each identity once, in no particular order (aggregation sorts what it needs).
     fn scan<'a>(&'a self, filter: &'a ScanFilter) -> BoxFuture<'a, Result<Vec<Event>, StoreError>>;

@@ -26,6 +26,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use crate::in_advance::Marker;
 use crate::log::{Ack, EventLog, LogError};
 use crate::metrics as names;
+use crate::validation::Committed;
 
 #[derive(Debug, Clone, Copy)]
 pub struct GroupCommitConfig {
@@ -55,8 +56,8 @@ pub struct GroupCommitLog {
     queue: mpsc::Sender<Pending>,
 }
 
-/// Receives each committed group, e.g. for the post-validation of events.
-pub type CommitListener = mpsc::Sender<Vec<Event>>;
+/// Receives each committed group, e.g. for the post-validation of events and the duplicates' webhooks.
+pub type CommitListener = mpsc::Sender<Committed>;
 
 impl GroupCommitLog {
     /// Starts the writer task on the current runtime.
@@ -133,11 +134,11 @@ async fn flush(store: &Writer, group: Vec<Pending>, listener: Option<&CommitList
         waiters.push(p.done);
     }
     match write(store, &events).await {
-        Ok(()) => {
+        Ok(duplicates) => {
             for w in waiters {
                 let _ = w.send(Ok(Ack));
             }
-            notify(listener, events);
+            notify(listener, Committed { events, duplicates });
         }
         Err(StoreError::Unavailable(reason)) => {
             tracing::warn!(%reason, rows = events.len(), "event store unavailable; requests will be retried by clients");
@@ -150,12 +151,15 @@ async fn flush(store: &Writer, group: Vec<Pending>, listener: Option<&CommitList
             let mut rest = events.into_iter();
             for (w, n) in waiters.into_iter().zip(sizes) {
                 let own: Vec<Event> = rest.by_ref().take(n).collect();
-                let result = write(store, &own).await;
-                let outcome = result.map(|()| Ack).map_err(log_error);
-                if outcome.is_ok() {
-                    notify(listener, own);
+                match write(store, &own).await {
+                    Ok(duplicates) => {
+                        let _ = w.send(Ok(Ack));
+                        notify(listener, Committed { events: own, duplicates });
+                    }
+                    Err(e) => {
+                        let _ = w.send(Err(log_error(e)));
+                    }
                 }
-                let _ = w.send(outcome);
             }
         }
         Err(e) => {
@@ -173,9 +177,11 @@ fn log_error(e: StoreError) -> LogError {
     }
 }
 
-async fn write(writer: &Writer, events: &[Event]) -> Result<(), StoreError> {
+/// Writes a group; returns which of its events were duplicates.
+async fn write(writer: &Writer, events: &[Event]) -> Result<Vec<usize>, StoreError> {
     let started = Instant::now();
-    let new = writer.store.write(events).await?;
+    let written = writer.store.write(events).await?;
+    let new = written.new;
     if let Some(marker) = &writer.marker {
         marker.mark(events).await.map_err(|e| StoreError::Unavailable(format!("queueing events for billing: {e}")))?;
     }
@@ -184,12 +190,12 @@ async fn write(writer: &Writer, events: &[Event]) -> Result<(), StoreError> {
     ::metrics::counter!(names::EVENTS_TOTAL, "outcome" => "accepted").increment(new);
     ::metrics::counter!(names::EVENTS_TOTAL, "outcome" => "duplicate")
         .increment(events.len() as u64 - new.min(events.len() as u64));
-    Ok(())
+    Ok(written.duplicates)
 }
 
-fn notify(listener: Option<&CommitListener>, events: Vec<Event>) {
+fn notify(listener: Option<&CommitListener>, group: Committed) {
     if let Some(l) = listener
-        && l.try_send(events).is_err()
+        && l.try_send(group).is_err()
     {
         ::metrics::counter!(names::VALIDATION_DROPPED_TOTAL).increment(1);
     }

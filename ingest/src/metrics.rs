@@ -12,6 +12,8 @@ pub const BATCH_ROWS: &str = "billstream_ingest_batch_rows";
 pub const FLUSH_DURATION: &str = "billstream_ingest_flush_duration_seconds";
 /// Invalid events recorded for the events.errors report, by kind.
 pub const EVENT_ERRORS_TOTAL: &str = "billstream_ingest_event_errors_total";
+/// Events sent again with an identity already stored (each gets an `event.error` webhook).
+pub const DUPLICATE_EVENTS_TOTAL: &str = "billstream_ingest_duplicate_events_total";
 /// Committed groups the post-validation queue had no room for (their errors are not recorded).
 pub const VALIDATION_DROPPED_TOTAL: &str = "billstream_ingest_validation_dropped_total";
 /// Records the Kafka producer could not get acknowledged (the request got a 503).

@@ -12,8 +12,9 @@
 //!    identity stored and inserts nothing.
 //! 4. **queue** the subscriptions whose events feed a charge paid in advance, for the worker to bill (Postgres
 //!    `in_advance_queue`). Crash before: the replay queues them; a subscription queued twice is billed once.
-//! 5. **record invalid events** in Postgres `event_errors` (`ON CONFLICT DO NOTHING`). Crash before: the replay records
-//!    them; a repeat changes nothing.
+//! 5. **record invalid events** in Postgres `event_errors`, and the events sent again with a stored identity in
+//!    `event_duplicates` (both `ON CONFLICT DO NOTHING`). Crash before: the replay records them (a replayed record
+//!    keeps its receipt time, which tells it from a second sending); a repeat changes nothing.
 //! 6. **commit offsets** (synchronously) past the batch. Crash before: the batch is replayed, and steps 3-5 make the
 //!    replay a no-op. A failed commit is only logged, for the same reason.
 //!
@@ -259,12 +260,18 @@ impl Sink {
                 enrich(&properties, rules.rule_for(e).as_ref())
             })
             .collect();
-        let new = self.store.write_enriched(events, &enrichments).await.map_err(|e| ("clickhouse", e.to_string()))?;
+        let written =
+            self.store.write_enriched(events, &enrichments).await.map_err(|e| ("clickhouse", e.to_string()))?;
+        let new = written.new;
         ::metrics::counter!(names::EVENTS_TOTAL, "outcome" => "stored").increment(new);
         ::metrics::counter!(names::EVENTS_TOTAL, "outcome" => "duplicate")
             .increment((events.len() as u64).saturating_sub(new));
         self.marker.mark(events).await.map_err(|e| ("in_advance_queue", e.to_string()))?;
         self.recorder.record_with(events, &rules).await.map_err(|e| ("event_errors", e.to_string()))?;
+        self.recorder
+            .record_duplicates(events, &written.duplicates)
+            .await
+            .map_err(|e| ("event_duplicates", e.to_string()))?;
         Ok(())
     }
 

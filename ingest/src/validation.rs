@@ -84,6 +84,13 @@ pub fn check(properties: &Value, rule: Option<&MetricRule>) -> Vec<ErrorKind> {
 /// A metric with one of its filters (or none): organization, code, aggregation type, field, filter key and values.
 type RuleRow = (Uuid, String, String, Option<String>, Option<String>, Option<Vec<String>>);
 
+/// A committed group of events, and which of them (indices) were duplicates of an identity already stored.
+#[derive(Debug, Clone, Default)]
+pub struct Committed {
+    pub events: Vec<Event>,
+    pub duplicates: Vec<usize>,
+}
+
 /// Records the findings of committed groups; started once per process in embedded mode.
 pub struct Recorder {
     pool: PgPool,
@@ -117,24 +124,67 @@ impl Recorder {
     }
 
     /// Starts the recorder task; returns the sender the group commit notifies.
-    pub fn start(pool: PgPool, queue_depth: usize) -> mpsc::Sender<Vec<Event>> {
-        let (tx, mut rx) = mpsc::channel::<Vec<Event>>(queue_depth.max(1));
+    pub fn start(pool: PgPool, queue_depth: usize) -> mpsc::Sender<Committed> {
+        let (tx, mut rx) = mpsc::channel::<Committed>(queue_depth.max(1));
         let recorder = Recorder { pool };
         tokio::spawn(async move {
-            while let Some(mut events) = rx.recv().await {
+            while let Some(mut group) = rx.recv().await {
                 // Take what else is waiting, to check it in one query.
-                while events.len() < 50_000 {
+                while group.events.len() < 50_000 {
                     match rx.try_recv() {
-                        Ok(more) => events.extend(more),
+                        Ok(more) => {
+                            let offset = group.events.len();
+                            group.duplicates.extend(more.duplicates.into_iter().map(|i| i + offset));
+                            group.events.extend(more.events);
+                        }
                         Err(_) => break,
                     }
                 }
-                if let Err(e) = recorder.record(&events).await {
-                    tracing::error!(error = %e, events = events.len(), "recording event errors failed");
+                if let Err(e) = recorder.record(&group.events).await {
+                    tracing::error!(error = %e, events = group.events.len(), "recording event errors failed");
+                }
+                if let Err(e) = recorder.record_duplicates(&group.events, &group.duplicates).await {
+                    tracing::error!(error = %e, "recording duplicate events failed");
                 }
             }
         });
         tx
+    }
+
+    /// Stores the duplicates among `events` for their `event.error` webhook; idempotent.
+    pub async fn record_duplicates(&self, events: &[Event], duplicates: &[usize]) -> Result<(), sqlx::Error> {
+        let dups: Vec<&Event> = duplicates.iter().filter_map(|&i| events.get(i)).collect();
+        if dups.is_empty() {
+            return Ok(());
+        }
+        ::metrics::counter!(names::DUPLICATE_EVENTS_TOTAL).increment(dups.len() as u64);
+        let orgs: Vec<Uuid> = dups.iter().map(|e| e.organization_id).collect();
+        let subs: Vec<&str> = dups.iter().map(|e| e.external_subscription_id.as_str()).collect();
+        let txs: Vec<&str> = dups.iter().map(|e| e.transaction_id.as_str()).collect();
+        let received: Vec<chrono::DateTime<chrono::Utc>> = dups.iter().map(|e| e.ingested_at).collect();
+        let codes: Vec<&str> = dups.iter().map(|e| e.code.as_str()).collect();
+        let times: Vec<chrono::DateTime<chrono::Utc>> = dups.iter().map(|e| e.timestamp).collect();
+        let props: Vec<&str> = dups.iter().map(|e| e.properties.as_str()).collect();
+        let amounts: Vec<Option<rust_decimal::Decimal>> = dups.iter().map(|e| e.precise_total_amount_cents).collect();
+        sqlx::query(
+            r#"INSERT INTO event_duplicates (organization_id, external_subscription_id, transaction_id, ingested_at,
+                   code, "timestamp", properties, precise_total_amount_cents)
+               SELECT o, s, t, i, c, ts, p::jsonb, a
+               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::timestamptz[],
+                           $7::text[], $8::numeric[]) AS u(o, s, t, i, c, ts, p, a)
+               ON CONFLICT DO NOTHING"#,
+        )
+        .bind(&orgs)
+        .bind(&subs)
+        .bind(&txs)
+        .bind(&received)
+        .bind(&codes)
+        .bind(&times)
+        .bind(&props)
+        .bind(&amounts)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Loads what the checks (and the sink's enrichment) need to know about these events' metrics and charges.

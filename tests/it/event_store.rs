@@ -3,7 +3,7 @@
 //! client's schema validation is switched back on (it asks for formats 18.16 does not have).
 
 use aggregate::clickhouse_store::{ClickHouseStore, Enrichment};
-use aggregate::{EventQuery, EventStore, ScanFilter};
+use aggregate::{EventQuery, EventStore, ScanFilter, Written};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use schemas::event::Event;
@@ -51,8 +51,12 @@ async fn events_round_trip_and_the_first_write_wins() {
     let first = event("tx-1", "sub-1", r#"{"n":"1","s":"é \"q\""}"#, "2024-05-01T10:00:01Z");
     let again = event("tx-1", "sub-1", r#"{"n":"2"}"#, "2024-05-01T10:00:02Z");
     let other_sub = event("tx-1", "sub-2", r#"{"n":"3"}"#, "2024-05-01T10:00:03Z");
-    assert_eq!(store.write(&[first.clone(), again.clone(), other_sub.clone()]).await.unwrap(), 2);
-    assert_eq!(store.write(&[again]).await.unwrap(), 0, "an identity already stored is skipped");
+    let written = store.write(&[first.clone(), again.clone(), other_sub.clone()]).await.unwrap();
+    assert_eq!(written, Written { new: 2, duplicates: vec![1] }, "the second sending of tx-1 is a duplicate");
+    let written = store.write(&[again]).await.unwrap();
+    assert_eq!(written, Written { new: 0, duplicates: vec![0] }, "an identity already stored is skipped");
+    // The sink reading a record again after a crash (same receipt time) is a replay, not a duplicate.
+    assert_eq!(store.write(std::slice::from_ref(&first)).await.unwrap(), Written::default());
     let mut scanned = store.scan(&scan_all()).await.unwrap();
     scanned.sort_by(|a, b| a.external_subscription_id.cmp(&b.external_subscription_id));
     assert_eq!(scanned, vec![first.clone(), other_sub]);
@@ -62,7 +66,7 @@ async fn events_round_trip_and_the_first_write_wins() {
     // The sink's enrichment lands in events_enriched as Decimal(38, 9).
     let enriched = event("tx-2", "sub-1", r#"{"n":"2.5"}"#, "2024-05-01T10:00:04Z");
     let x = Enrichment { value: Some("2.123456789".parse::<Decimal>().unwrap()), group_key: "region=eu".into() };
-    assert_eq!(store.write_enriched(&[enriched], &[x]).await.unwrap(), 1);
+    assert_eq!(store.write_enriched(&[enriched], &[x]).await.unwrap().new, 1);
     let row = server
         .execute(&format!("SELECT toString(value), group_key FROM {db}.events_enriched WHERE transaction_id = 'tx-2'"))
         .unwrap();
@@ -101,5 +105,5 @@ async fn reads_count_an_identity_once_before_any_merge() {
         store.list(&EventQuery { organization_id: org, limit: 10, offset: 0, ..EventQuery::default() }).await.unwrap();
     assert_eq!((page, total), (vec![first], 1));
     // A write of the identity after the double changes nothing either.
-    assert_eq!(store.write(&[event("tx-1", "sub-1", "{}", "2024-05-02T00:00:00Z")]).await.unwrap(), 0);
+    assert_eq!(store.write(&[event("tx-1", "sub-1", "{}", "2024-05-02T00:00:00Z")]).await.unwrap().new, 0);
 }

@@ -425,7 +425,10 @@ async fn a_worker_killed_while_sending_loses_no_webhook() {
     assert_eq!(done["lago_id"], got[1].header("x-lago-unique-key"));
 }
 
-in_both_modes!(invalid_events_make_one_events_errors_webhook_an_hour);
+in_both_modes!(
+    invalid_events_make_one_events_errors_webhook_an_hour,
+    an_event_sent_again_is_acknowledged_and_reported_by_event_error,
+);
 
 /// An unknown code, a missing aggregation property and a missing group key, in one hour: one `events.errors`
 /// webhook with the three lists, issued once the hour is over (time from the worker's clock).
@@ -477,6 +480,48 @@ async fn invalid_events_make_one_events_errors_webhook_an_hour(mode: Mode) {
     // Later looks at the same hour report nothing more.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(reports(), 1);
+}
+
+/// An event sent again with an identity already stored (a second request, or twice in one batch) is acknowledged,
+/// stored once, and each extra sending gets an `event.error` webhook with Lago's error and the event as sent.
+async fn an_event_sent_again_is_acknowledged_and_reported_by_event_error(mode: Mode) {
+    let app = TestApp::in_mode(mode).await;
+    let receiver = Receiver::start().await;
+    add_endpoint(&app, &receiver.url("/h"), "hmac").await;
+    let event = |n: i64| {
+        json!({"transaction_id": "tx-1", "external_subscription_id": "sub", "code": "calls",
+                                "timestamp": 1_700_000_000 + n, "properties": {"n": n}})
+    };
+    app.post("/api/v1/events", &json!({ "event": event(1) })).await.expect(200);
+    app.settle().await;
+    app.post("/api/v1/events", &json!({ "event": event(2) })).await.expect(200);
+    let other = json!({"transaction_id": "tx-2", "external_subscription_id": "sub", "code": "calls"});
+    app.post("/api/v1/events/batch", &json!({"events": [other, event(3)]})).await.expect(200);
+    app.settle().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM event_duplicates").fetch_one(&app.pool).await.unwrap() < 2
+    {
+        assert!(Instant::now() < deadline, "the duplicates were not recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _dispatcher = Aborting(dispatch(&app, Arc::new(ManualClock::new(Utc::now()))));
+    let got = receiver.wait_for_type("event.error", 2).await;
+    let mut sent: Vec<Value> = got.iter().map(|r| r.json()).collect();
+    sent.sort_by_key(|b| b["event_error"]["event"]["properties"]["n"].as_i64());
+    for (body, n) in sent.iter().zip([2, 3]) {
+        check_webhook(body);
+        assert_eq!(body["object_type"], "event_error");
+        let error = &body["event_error"];
+        assert_eq!((error["status"].clone(), error["error"].clone()), (json!(422), json!("Unprocessable entity")));
+        assert_eq!(error["message"], r#"{"transaction_id":["value_already_exist"]}"#);
+        assert_eq!(error["event"]["transaction_id"], "tx-1");
+        assert_eq!(error["event"]["properties"], json!({ "n": n }), "the event as sent again");
+    }
+    // The first sending is the one stored.
+    let stored = app.get("/api/v1/events/tx-1").await.expect(200);
+    assert_eq!(stored.body["event"]["properties"], json!({"n": 1}));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.got().iter().filter(|r| r.json()["webhook_type"] == "event.error").count(), 2);
 }
 
 /// The billing run and a termination send `invoice.created` with the invoice as `GET /invoices/{id}` renders it,

@@ -125,7 +125,8 @@ impl WebhookSender for HttpSender {
     }
 }
 
-/// Runs the dispatcher, the hourly `events.errors` report and the termination alerts until the task is dropped.
+/// Runs the dispatcher, the `event.error` webhooks of duplicate events, the hourly `events.errors` report and the
+/// termination alerts until the task is dropped.
 pub async fn run(pool: PgPool, settings: Settings, clock: Arc<dyn Clock>) {
     let sender = match HttpSender::new(settings.timeout) {
         Ok(s) => s,
@@ -148,6 +149,10 @@ pub async fn run(pool: PgPool, settings: Settings, clock: Arc<dyn Clock>) {
             if let Err(e) = clean_up(&pool, clock.now()).await {
                 tracing::warn!(error = %e, "webhook clean-up failed; retrying");
             }
+        }
+        // Duplicates are reported as they come, not with the hourly report.
+        if let Err(e) = super::event_error::send_due(&pool).await {
+            tracing::warn!(error = %e, "event.error webhooks failed; retrying");
         }
         match dispatch_once(&pool, &sender, &settings).await {
             // A full batch: there may be more due at once.

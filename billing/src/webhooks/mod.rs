@@ -15,6 +15,7 @@
 //!    with the body, so retries send the same bytes. A failed webhook can be sent again through the API.
 
 pub mod dispatcher;
+pub mod event_error;
 pub mod events_errors;
 pub mod signing;
 pub mod termination_alerts;
@@ -39,6 +40,7 @@ pub enum WebhookType {
     CustomerCreated,
     CustomerUpdated,
     EventsErrors,
+    EventError,
 }
 
 impl WebhookType {
@@ -56,6 +58,7 @@ impl WebhookType {
             WebhookType::CustomerCreated => "customer.created",
             WebhookType::CustomerUpdated => "customer.updated",
             WebhookType::EventsErrors => "events.errors",
+            WebhookType::EventError => "event.error",
         }
     }
 
@@ -73,11 +76,12 @@ impl WebhookType {
             | WebhookType::SubscriptionTerminationAlert => "subscription",
             WebhookType::CustomerCreated | WebhookType::CustomerUpdated => "customer",
             WebhookType::EventsErrors => "events_errors",
+            WebhookType::EventError => "event_error",
         }
     }
 
     /// Every type an endpoint may subscribe to through `event_types`.
-    pub const ALL: [WebhookType; 12] = [
+    pub const ALL: [WebhookType; 13] = [
         WebhookType::InvoiceCreated,
         WebhookType::InvoiceDrafted,
         WebhookType::InvoiceVoided,
@@ -90,6 +94,7 @@ impl WebhookType {
         WebhookType::CustomerCreated,
         WebhookType::CustomerUpdated,
         WebhookType::EventsErrors,
+        WebhookType::EventError,
     ];
 }
 

@@ -27,49 +27,24 @@ use crate::{Error, Result};
 #[allow(clippy::too_many_arguments)]
 fn event_fee(
     ctx: &Context,
-    charge: &crate::store::plans::Charge,
-    metric: &crate::store::billable_metrics::Metric,
+    charge: &Charge,
+    metric: &Metric,
     job: &JobSpec,
     bucket: Option<usize>,
     group: &[Option<String>],
     amount: Decimal,
     delta: Decimal,
-    window: aggregate::semantics::Window,
+    window: Window,
 ) -> FeeDraft {
     let unit = if delta.is_zero() { Decimal::ZERO } else { amount / delta };
-    let filter = bucket.and_then(|i| charge.filters.get(i));
     FeeDraft {
-        fee_type: "charge",
-        charge_id: Some(charge.id),
-        charge_filter_id: filter.map(|f| f.id),
-        item_id: metric.id,
-        item_type: "BillableMetric",
-        item_code: charge.billable_metric_code.clone(),
-        item_name: metric.attrs.name.clone().unwrap_or_default(),
-        item_description: metric.attrs.description.clone(),
-        item_invoice_display_name: charge.attrs.invoice_display_name.clone(),
-        item_filter_invoice_display_name: filter.and_then(|f| f.attrs.invoice_display_name.clone()),
-        filters: filter.map(|f| serde_json::to_value(&f.attrs.values).unwrap_or(Value::Null)),
-        grouped_by: job
-            .grouped_by
-            .iter()
-            .zip(group)
-            .map(|(k, v)| (k.clone(), v.clone().map(Value::String).unwrap_or(Value::Null)))
-            .collect(),
         amount_cents: ctx.currency.to_cents(amount),
         precise_amount_cents: ctx.currency.to_precise_cents(amount),
         units: delta,
-        usage_units: None,
         events_count: Some(1),
         unit_amount_cents: ctx.currency.to_unit_cents(unit),
         precise_unit_amount: unit,
-        invoiceable: charge.attrs.invoiceable,
-        from: Some(window.from),
-        to: Some(window.to),
-        taxes: ctx.taxes_for(&charge.taxes),
-        billable_metric: Some(metric.id),
-        charge_model: Some(charge.attrs.charge_model.clone()),
-        aggregation_type: metric.attrs.aggregation_type.clone(),
+        ..usage::charge_fee(ctx, charge, metric, bucket, usage::group_object(&job.grouped_by, group), window)
     }
 }
 

@@ -13,7 +13,7 @@ use aggregate::EventStore;
 use aggregate::details::{BucketDetail, BucketKey};
 use aggregate::jobs::{JobSpec, SubscriptionTotal};
 use aggregate::prorated::Prorated;
-use aggregate::semantics::{AggregationType, ChargeFilter, Group, MetricSpec, RoundingFunction, Window};
+use aggregate::semantics::{AggregationType, ChargeFilter, MetricSpec, RoundingFunction, Window};
 
 use super::Context;
 use crate::domain::charge::ALL_FILTER_VALUES;
@@ -151,7 +151,55 @@ fn grouped_by(properties: &Map<String, Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn group_object(keys: &[String], group: &Group) -> Map<String, Value> {
+/// A charge's fee for one filter bucket (`None`: the charge's own model) and pricing group over `window`, priced
+/// at zero: what every charge fee (billed in arrears, paid in advance, estimated) names and shows. Callers set the
+/// units and amounts.
+pub(super) fn charge_fee(
+    ctx: &Context,
+    charge: &Charge,
+    metric: &Metric,
+    bucket: Option<usize>,
+    grouped_by: Map<String, Value>,
+    window: Window,
+) -> FeeDraft {
+    let filter = bucket.and_then(|i| charge.filters.get(i));
+    FeeDraft {
+        fee_type: "charge",
+        charge_id: Some(charge.id),
+        charge_filter_id: filter.map(|f| f.id),
+        item_id: metric.id,
+        item_type: "BillableMetric",
+        item_code: charge.billable_metric_code.clone(),
+        item_name: metric.attrs.name.clone().unwrap_or_default(),
+        item_description: metric.attrs.description.clone(),
+        item_invoice_display_name: charge.attrs.invoice_display_name.clone(),
+        // A filter without a display name shows its values, as Lago.
+        item_filter_invoice_display_name: filter.map(|f| {
+            f.attrs
+                .invoice_display_name
+                .clone()
+                .unwrap_or_else(|| f.attrs.values.values().flatten().cloned().collect::<Vec<_>>().join(", "))
+        }),
+        filters: filter.map(|f| serde_json::to_value(&f.attrs.values).unwrap_or(Value::Null)),
+        grouped_by,
+        amount_cents: 0,
+        precise_amount_cents: Decimal::ZERO,
+        units: Decimal::ZERO,
+        usage_units: None,
+        events_count: None,
+        unit_amount_cents: 0,
+        precise_unit_amount: Decimal::ZERO,
+        invoiceable: charge.attrs.invoiceable,
+        from: Some(window.from),
+        to: Some(window.to),
+        taxes: ctx.taxes_for(&charge.taxes),
+        billable_metric: Some(metric.id),
+        charge_model: Some(charge.attrs.charge_model.clone()),
+        aggregation_type: metric.attrs.aggregation_type.clone(),
+    }
+}
+
+pub(super) fn group_object(keys: &[String], group: &[Option<String>]) -> Map<String, Value> {
     keys.iter().zip(group).map(|(k, v)| (k.clone(), v.clone().map(Value::String).unwrap_or(Value::Null))).collect()
 }
 
@@ -249,25 +297,7 @@ fn price(
         }
         let amount = invoicing::charge_amount(model, &usage, ctx.currency)
             .map_err(|e| Error::Internal(format!("charge {}: {e}", charge.id)))?;
-        let filter = t.filter.and_then(|i| charge.filters.get(i));
         fees.push(FeeDraft {
-            fee_type: "charge",
-            charge_id: Some(charge.id),
-            charge_filter_id: filter.map(|f| f.id),
-            item_id: metric.id,
-            item_type: "BillableMetric",
-            item_code: charge.billable_metric_code.clone(),
-            item_name: metric.attrs.name.clone().unwrap_or_default(),
-            item_description: metric.attrs.description.clone(),
-            item_invoice_display_name: charge.attrs.invoice_display_name.clone(),
-            item_filter_invoice_display_name: filter.map(|f| {
-                f.attrs
-                    .invoice_display_name
-                    .clone()
-                    .unwrap_or_else(|| f.attrs.values.values().flatten().cloned().collect::<Vec<_>>().join(", "))
-            }),
-            filters: filter.map(|f| serde_json::to_value(&f.attrs.values).unwrap_or(Value::Null)),
-            grouped_by: group_object(&keys, &t.group),
             amount_cents: amount.amount_cents,
             precise_amount_cents: amount.precise_amount_cents,
             units: usage.units,
@@ -275,13 +305,7 @@ fn price(
             events_count: i64::try_from(t.total.count).ok(),
             unit_amount_cents: amount.unit_amount_cents,
             precise_unit_amount: amount.precise_unit_amount,
-            invoiceable: charge.attrs.invoiceable,
-            from: Some(window.from),
-            to: Some(window.to),
-            taxes: ctx.taxes_for(&charge.taxes),
-            billable_metric: Some(metric.id),
-            charge_model: Some(charge.attrs.charge_model.clone()),
-            aggregation_type: metric.attrs.aggregation_type.clone(),
+            ..charge_fee(ctx, charge, metric, t.filter, group_object(&keys, &t.group), window)
         });
     }
     Ok(fees)

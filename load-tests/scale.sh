@@ -124,8 +124,10 @@ import json, sys, time, uuid
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 bootstrap, seconds, batch = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
-AdminClient({"bootstrap.servers": bootstrap}).create_topics([NewTopic("load.reference", 3, 1)])
-time.sleep(1)
+# The admin client must outlive the request: dropped at once, it cancels the creation.
+admin = AdminClient({"bootstrap.servers": bootstrap})
+for future in admin.create_topics([NewTopic("load.reference", 3, 1)]).values():
+    future.result(30)
 org = uuid.UUID(int=42)
 props = json.dumps({"gb": "12.5", "region": "eu-west-1", "operation": "write"}, separators=(",", ":"))
 now = int(time.time() * 1e6)

@@ -19,8 +19,9 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Every `expr` of every panel target of the dashboards in `dir`, with the dashboard's file name.
-fn dashboard_queries(dir: &Path) -> Vec<(String, String)> {
+/// Every `expr` of every panel target of the dashboards in `dir`, with the dashboard's file name and the panel's
+/// title.
+fn dashboard_queries(dir: &Path) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("grafana/dashboards")
@@ -33,8 +34,9 @@ fn dashboard_queries(dir: &Path) -> Vec<(String, String)> {
             serde_json::from_str(&std::fs::read_to_string(&file).expect("read dashboard")).expect("json");
         let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         for panel in board["panels"].as_array().expect("panels") {
+            let title = panel["title"].as_str().unwrap_or("(untitled)").to_owned();
             for target in panel["targets"].as_array().expect("targets") {
-                out.push((name.clone(), target["expr"].as_str().expect("expr").to_owned()));
+                out.push((name.clone(), title.clone(), target["expr"].as_str().expect("expr").to_owned()));
             }
         }
     }
@@ -189,16 +191,23 @@ async fn every_dashboard_query_returns_data_from_a_running_billstream_under_load
 
     // Every expression must return at least one series; rates need a few scrapes after the load.
     let deadline = Instant::now() + Duration::from_secs(40);
-    let mut missing: Vec<(String, String)> = queries.clone();
+    let series = |expr: &str| {
+        let body = prometheus.query(expr).expect("query Prometheus");
+        let answer: Value = serde_json::from_str(&body).expect("Prometheus JSON");
+        answer["data"]["result"].as_array().map_or(0, Vec::len)
+    };
+    let mut missing: Vec<(String, String, String)> = queries.clone();
     while !missing.is_empty() && Instant::now() < deadline {
-        missing.retain(|(_, expr)| {
-            let body = prometheus.query(expr).expect("query Prometheus");
-            let answer: Value = serde_json::from_str(&body).expect("Prometheus JSON");
-            answer["data"]["result"].as_array().is_none_or(Vec::is_empty)
-        });
+        missing.retain(|(_, _, expr)| series(expr) == 0);
         if !missing.is_empty() {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+    }
+    // The check without screenshots: every panel's query with the number of series it returns
+    // (`cargo test observability -- --nocapture` shows it).
+    println!("{:<28} {:<44} series", "dashboard", "panel");
+    for (board, title, expr) in &queries {
+        println!("{board:<28} {title:<44} {:>6}   {expr}", series(expr));
     }
     for child in children.0.drain(..) {
         terminate(child);

@@ -9,7 +9,8 @@
 //! Timestamps are Unix microseconds in `Int64` columns: 18.16 has no `DateTime64`, and events carry microseconds.
 //!
 //! Exactly-once does not rest on merges (they run whenever ClickHouse likes). A write skips identities that
-//! `events_enriched` already holds and repeats within the batch; and every read keeps one row per identity, the first
+//! `events_enriched` already holds (within a day of the event's timestamp, so the check reads a bounded slice of the
+//! sort key whatever the history) and repeats within the batch; and every read keeps one row per identity, the first
 //! ingested (`ORDER BY ingested_us LIMIT 1 BY identity`), so a replayed batch that raced past the check, or a crash
 //! between the two inserts, never counts an event twice. `LIMIT 1 BY` rather than `argMin`: ClickHouse's aggregate
 //! functions skip NULL arguments, so `argMin(nullable_column, ingested_us)` could return a later copy's value; and
@@ -72,6 +73,11 @@ const MIGRATIONS: [&str; 2] = [
 
 /// Identities checked against the store per query (keeps the query text far below `max_query_size`).
 const CHECK_CHUNK: usize = 5_000;
+
+/// How far from an event's timestamp the sink looks for a stored copy of its identity: a day. A retry carries the
+/// same event, so the same timestamp, or one the server gave it a little later when the client sent none. A copy
+/// further apart is stored, and reads still count it once in any period holding both.
+const DEDUP_REACH_MICROS: i64 = 86_400_000_000;
 
 #[derive(Clone)]
 pub struct ClickHouseStore {
@@ -323,7 +329,13 @@ impl ClickHouseStore {
             }
             orgs.sort_unstable();
             orgs.dedup();
-            // The three IN lists narrow by the sort key prefix; exact identities are matched below.
+            let mut codes: Vec<&str> = chunk.iter().map(|&i| events[i].code.as_str()).collect();
+            codes.sort_unstable();
+            codes.dedup();
+            let times = chunk.iter().map(|&i| micros(events[i].timestamp));
+            let (from, to) = (times.clone().min().unwrap_or(0), times.max().unwrap_or(0));
+            // Organization, subscription, code and time follow the sort key, so the check reads only the batch's
+            // subscriptions around its timestamps, however long their history; exact identities are matched below.
             let rows: Vec<IdentityRow> = self
                 .client
                 .query(
@@ -331,11 +343,16 @@ impl ClickHouseStore {
                      FROM events_enriched
                      WHERE organization_id IN (SELECT arrayJoin(?))
                        AND external_subscription_id IN (SELECT arrayJoin(?))
+                       AND code IN (SELECT arrayJoin(?))
+                       AND timestamp_us >= ? AND timestamp_us <= ?
                        AND transaction_id IN (SELECT arrayJoin(?))
                      GROUP BY organization_id, external_subscription_id, transaction_id",
                 )
                 .bind(orgs)
                 .bind(subs)
+                .bind(codes)
+                .bind(from.saturating_sub(DEDUP_REACH_MICROS))
+                .bind(to.saturating_add(DEDUP_REACH_MICROS))
                 .bind(txs)
                 .fetch_all()
                 .await

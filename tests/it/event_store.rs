@@ -107,3 +107,22 @@ async fn reads_count_an_identity_once_before_any_merge() {
     // A write of the identity after the double changes nothing either.
     assert_eq!(store.write(&[event("tx-1", "sub-1", "{}", "2024-05-02T00:00:00Z")]).await.unwrap().new, 0);
 }
+
+/// The check against stored events reads a day either side of each event's timestamp: a retry (same timestamp, or
+/// one a server gave a little later) is found; a copy days apart is stored, and reads count it once in any period
+/// that holds both.
+#[tokio::test]
+async fn the_stored_check_reaches_a_day_around_the_event() {
+    let (store, _, _) = store().await;
+    let first = event("tx-9", "sub-1", "{}", "2024-05-01T10:00:00Z");
+    assert_eq!(store.write(std::slice::from_ref(&first)).await.unwrap().new, 1);
+    let mut retry = event("tx-9", "sub-1", "{}", "2024-05-01T10:05:00Z");
+    retry.timestamp = first.timestamp + chrono::Duration::hours(20);
+    assert_eq!(store.write(&[retry]).await.unwrap(), Written { new: 0, duplicates: vec![0] });
+    let mut far = event("tx-9", "sub-1", "{}", "2024-05-01T10:06:00Z");
+    far.timestamp = first.timestamp + chrono::Duration::days(3);
+    assert_eq!(store.write(std::slice::from_ref(&far)).await.unwrap().new, 1);
+    let mut both = scan_all();
+    both.external_subscription_ids = vec!["sub-1".into()];
+    assert_eq!(store.scan(&both).await.unwrap(), vec![first], "one event in a window holding both copies");
+}

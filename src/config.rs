@@ -199,6 +199,11 @@ pub struct ScaleConfig {
     #[arg(long, env = "BILLSTREAM_KAFKA_PARTITIONS", default_value = "3", value_parser = parse_partitions, global = true)]
     pub kafka_partitions: i32,
 
+    /// Extra librdkafka settings of the event producer, `key=value` pairs separated by commas, applied over
+    /// Billstream's (e.g. `linger.ms=5,compression.type=lz4`); for tuning (scale mode).
+    #[arg(long, env = "BILLSTREAM_KAFKA_PRODUCER_SETTINGS", default_value = "", value_parser = parse_producer_settings, global = true)]
+    pub kafka_producer_settings: ProducerSettings,
+
     /// Consumer group of the sink (scale mode).
     #[arg(long, env = "BILLSTREAM_SINK_GROUP", default_value = "billstream-sink", global = true)]
     pub sink_group: String,
@@ -224,6 +229,27 @@ impl ScaleConfig {
             .ok_or("BILLSTREAM_CLICKHOUSE_URL (--clickhouse-url): required in scale mode (BILLSTREAM_MODE=scale)")?;
         Ok((kafka, ch))
     }
+}
+
+/// `key=value` librdkafka settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProducerSettings(pub Vec<(String, String)>);
+
+fn parse_producer_settings(s: &str) -> Result<ProducerSettings, String> {
+    let mut out = Vec::new();
+    for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
+                out.push((k.trim().to_owned(), v.trim().to_owned()));
+            }
+            _ => {
+                return Err(format!(
+                    "BILLSTREAM_KAFKA_PRODUCER_SETTINGS (--kafka-producer-settings): `{pair}` is not key=value"
+                ));
+            }
+        }
+    }
+    Ok(ProducerSettings(out))
 }
 
 fn parse_partitions(s: &str) -> Result<i32, String> {
@@ -379,6 +405,12 @@ mod tests {
         assert!(parse_clickhouse_url("tcp://x").unwrap_err().contains("BILLSTREAM_CLICKHOUSE_URL"));
         assert!(parse_ch_database("a-b").unwrap_err().contains("BILLSTREAM_CLICKHOUSE_DATABASE"));
         assert!(parse_partitions("0").unwrap_err().contains("BILLSTREAM_KAFKA_PARTITIONS"));
+        assert_eq!(
+            parse_producer_settings(" linger.ms=5, compression.type=lz4 ").unwrap(),
+            ProducerSettings(vec![("linger.ms".into(), "5".into()), ("compression.type".into(), "lz4".into())])
+        );
+        assert_eq!(parse_producer_settings("").unwrap(), ProducerSettings::default());
+        assert!(parse_producer_settings("linger.ms").unwrap_err().contains("not key=value"));
         assert!(parse_attempts("0").unwrap_err().contains("LAGO_WEBHOOK_ATTEMPTS"));
         assert!(parse_alert_days("1,x").unwrap_err().contains("LAGO_SUBSCRIPTION_TERMINATION_ALERT_SENT_AT_DAYS"));
         assert_eq!(parse_alert_days("1, 15,45").unwrap(), AlertDays(vec![1, 15, 45]));

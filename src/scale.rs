@@ -26,8 +26,12 @@ impl Scale {
             .await
             .with_context(|| format!("BILLSTREAM_CLICKHOUSE_URL: preparing ClickHouse at {clickhouse_url}"))?;
         let store = ClickHouseStore::new(&clickhouse_url, &config.clickhouse_database);
-        let kafka =
-            KafkaConfig { bootstrap_servers, topic: config.kafka_topic.clone(), partitions: config.kafka_partitions };
+        let kafka = KafkaConfig {
+            bootstrap_servers,
+            topic: config.kafka_topic.clone(),
+            partitions: config.kafka_partitions,
+            producer_settings: config.kafka_producer_settings.0.clone(),
+        };
         ensure_topic(&kafka).await.map_err(anyhow::Error::msg)?;
         let log = KafkaLog::new(&kafka).map_err(anyhow::Error::msg)?;
         Ok(Scale { kafka, log, store, sink_group: config.sink_group.clone() })

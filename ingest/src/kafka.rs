@@ -42,6 +42,8 @@ pub struct KafkaConfig {
     pub topic: String,
     /// Partitions of the topic when Billstream creates it.
     pub partitions: i32,
+    /// librdkafka settings applied over the producer's own (`BILLSTREAM_KAFKA_PRODUCER_SETTINGS`), for tuning.
+    pub producer_settings: Vec<(String, String)>,
 }
 
 /// One event in a record. Field names are short: they repeat in every event of every record.
@@ -175,6 +177,9 @@ fn producer_config(config: &KafkaConfig) -> ClientConfig {
         // A request waits at most this long for the broker; then the client gets a 503 and retries.
         .set("message.timeout.ms", "30000")
         .set("statistics.interval.ms", "5000");
+    for (key, value) in &config.producer_settings {
+        c.set(key, value);
+    }
     c
 }
 

@@ -78,6 +78,7 @@ pub fn scale_config() -> (ScaleConfig, String) {
         kafka_bootstrap_servers: Some(broker.bootstrap()),
         kafka_topic: topic.clone(),
         kafka_partitions: 3,
+        kafka_producer_settings: Default::default(),
         sink_group: format!("sink-{topic}"),
         clickhouse_url: Some(clickhouse.url()),
         clickhouse_database: database.clone(),

@@ -162,6 +162,12 @@ pub struct KafkaLog {
 
 /// Producer settings. `linger.ms` lets concurrent requests share a produce request (a lone request waits at most
 /// that long); the idempotent producer keeps up to 5 requests in flight per partition without reordering.
+///
+/// Chosen with `load-tests/run.sh scale` (2 cores, everything co-located, 100-event requests, one run each unless
+/// said; runs of one setting vary by about 15 %): linger 2 ms 54-73k acked events/s over four runs, linger 0 69k,
+/// linger 10 ms 59k; lz4 compression 37k. The API is CPU-bound, not broker-bound (librdkafka alone produces the
+/// same records about 9 times faster), so compression only costs CPU, and a longer linger only adds waiting.
+/// `BILLSTREAM_KAFKA_PRODUCER_SETTINGS` overrides any of these.
 fn producer_config(config: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.bootstrap_servers)

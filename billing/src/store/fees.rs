@@ -248,13 +248,8 @@ pub enum Refused {
     Invoiced,
 }
 
-/// Sets a standalone fee's payment status, with the time of the status it takes (the others cleared), as Lago.
-pub async fn set_payment_status(
-    conn: &mut PgConnection,
-    org: Uuid,
-    id: Uuid,
-    status: &str,
-) -> Result<std::result::Result<(), Refused>> {
+/// Locks a fee for a change only a fee without an invoice may take.
+async fn lock_standalone(conn: &mut PgConnection, org: Uuid, id: Uuid) -> Result<std::result::Result<(), Refused>> {
     let invoice: Option<Option<Uuid>> = sqlx::query_scalar(
         "SELECT invoice_id FROM fees WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE",
     )
@@ -262,10 +257,22 @@ pub async fn set_payment_status(
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?;
-    match invoice {
-        None => return Ok(Err(Refused::NotFound)),
-        Some(Some(_)) => return Ok(Err(Refused::Invoiced)),
-        Some(None) => {}
+    Ok(match invoice {
+        None => Err(Refused::NotFound),
+        Some(Some(_)) => Err(Refused::Invoiced),
+        Some(None) => Ok(()),
+    })
+}
+
+/// Sets a standalone fee's payment status, with the time of the status it takes (the others cleared), as Lago.
+pub async fn set_payment_status(
+    conn: &mut PgConnection,
+    org: Uuid,
+    id: Uuid,
+    status: &str,
+) -> Result<std::result::Result<(), Refused>> {
+    if let Err(refused) = lock_standalone(conn, org, id).await? {
+        return Ok(Err(refused));
     }
     sqlx::query(
         "UPDATE fees SET payment_status = $2,
@@ -284,22 +291,12 @@ pub async fn set_payment_status(
 
 /// Discards a standalone fee (it stays stored, out of every listing), as Lago.
 pub async fn discard(conn: &mut PgConnection, org: Uuid, id: Uuid) -> Result<std::result::Result<(), Refused>> {
-    let invoice: Option<Option<Uuid>> = sqlx::query_scalar(
-        "SELECT invoice_id FROM fees WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE",
-    )
-    .bind(org)
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match invoice {
-        None => Ok(Err(Refused::NotFound)),
-        Some(Some(_)) => Ok(Err(Refused::Invoiced)),
-        Some(None) => {
-            sqlx::query("UPDATE fees SET deleted_at = now(), updated_at = now() WHERE id = $1")
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
-            Ok(Ok(()))
-        }
+    if let Err(refused) = lock_standalone(conn, org, id).await? {
+        return Ok(Err(refused));
     }
+    sqlx::query("UPDATE fees SET deleted_at = now(), updated_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(Ok(()))
 }

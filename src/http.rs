@@ -62,7 +62,8 @@ impl AppState {
             store.clone(),
             settings.group_commit,
             Some(recorder),
-            Some(ingest::in_advance::Marker::new(pool.clone())),
+            // The embedded store queues events paid in advance in the statement that stores them.
+            None,
         ));
         AppState {
             keys: Keys::new(pool.clone()),

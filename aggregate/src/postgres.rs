@@ -28,6 +28,49 @@ impl PgEventStore {
     }
 }
 
+/// The (organization, subscription, code) keys of `events`, each with its earliest event timestamp, as four
+/// parallel arrays: what queues subscriptions for the billing of their charges paid in advance.
+pub struct InAdvanceKeys<'a> {
+    pub orgs: Vec<Uuid>,
+    pub subs: Vec<&'a str>,
+    pub codes: Vec<&'a str>,
+    pub first: Vec<DateTime<Utc>>,
+}
+
+pub fn in_advance_keys(events: &[Event]) -> InAdvanceKeys<'_> {
+    let mut first: std::collections::BTreeMap<(Uuid, &str, &str), DateTime<Utc>> = std::collections::BTreeMap::new();
+    for e in events {
+        let at = first
+            .entry((e.organization_id, e.external_subscription_id.as_str(), e.code.as_str()))
+            .or_insert(e.timestamp);
+        *at = (*at).min(e.timestamp);
+    }
+    InAdvanceKeys {
+        orgs: first.keys().map(|k| k.0).collect(),
+        subs: first.keys().map(|k| k.1).collect(),
+        codes: first.keys().map(|k| k.2).collect(),
+        first: first.values().copied().collect(),
+    }
+}
+
+/// The statement queueing (billing's `in_advance_queue`) each active subscription among the keys bound from `$p` on
+/// ([`InAdvanceKeys`] in order) whose plan has a live charge paid in advance on the key's metric.
+pub fn queue_in_advance_sql(p: usize) -> String {
+    format!(
+        "INSERT INTO in_advance_queue (subscription_id, first_event_at)
+         SELECT s.id, min(k.ts)
+         FROM unnest(${}::uuid[], ${}::text[], ${}::text[], ${}::timestamptz[]) AS k(org, sub, code, ts)
+         JOIN subscriptions s ON s.organization_id = k.org AND s.external_id = k.sub AND s.status = 'active'
+         JOIN charges c ON c.plan_id = s.plan_id AND c.pay_in_advance AND c.deleted_at IS NULL
+         JOIN billable_metrics m ON m.id = c.billable_metric_id AND m.code = k.code AND m.deleted_at IS NULL
+         GROUP BY s.id",
+        p,
+        p + 1,
+        p + 2,
+        p + 3
+    )
+}
+
 fn db_error(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
@@ -88,25 +131,38 @@ impl PgEventStore {
             amounts.push(e.precise_total_amount_cents);
             ingested.push(e.ingested_at);
         }
-        let result = sqlx::query(
-            r#"INSERT INTO events (organization_id, transaction_id, external_subscription_id, code, "timestamp",
-                                   properties, precise_total_amount_cents, ingested_at)
-               SELECT o, t, s, c, ts, p::jsonb, a, i
-               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[],
-                           $7::numeric[], $8::timestamptz[]) AS u(o, t, s, c, ts, p, a, i)
-               ON CONFLICT DO NOTHING"#,
-        )
-        .bind(&orgs)
-        .bind(&txs)
-        .bind(&subs)
-        .bind(&codes)
-        .bind(&times)
-        .bind(&props)
-        .bind(&amounts)
-        .bind(&ingested)
-        .execute(&self.pool)
-        .await?;
-        let new = result.rows_affected();
+        // The events, and the subscriptions whose charges paid in advance they feed queued for billing, in one
+        // statement: one round trip per group commit, and the queue rows commit with the events they announce.
+        let keys = in_advance_keys(events);
+        let text = format!(
+            r#"WITH new AS (
+                   INSERT INTO events (organization_id, transaction_id, external_subscription_id, code, "timestamp",
+                                       properties, precise_total_amount_cents, ingested_at)
+                   SELECT o, t, s, c, ts, p::jsonb, a, i
+                   FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[],
+                               $7::numeric[], $8::timestamptz[]) AS u(o, t, s, c, ts, p, a, i)
+                   ON CONFLICT DO NOTHING
+                   RETURNING 1),
+               queued AS ({} RETURNING 1)
+               SELECT count(*) FROM new"#,
+            queue_in_advance_sql(9)
+        );
+        let inserted: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(text))
+            .bind(&orgs)
+            .bind(&txs)
+            .bind(&subs)
+            .bind(&codes)
+            .bind(&times)
+            .bind(&props)
+            .bind(&amounts)
+            .bind(&ingested)
+            .bind(&keys.orgs)
+            .bind(&keys.subs)
+            .bind(&keys.codes)
+            .bind(&keys.first)
+            .fetch_one(&self.pool)
+            .await?;
+        let new = u64::try_from(inserted).unwrap_or(0);
         if new == n as u64 {
             return Ok(Written { new, duplicates: Vec::new() });
         }

@@ -96,8 +96,7 @@ fn writing(c: &mut Criterion) {
         pool
     });
     let store: Arc<dyn EventStore> = Arc::new(PgEventStore::new(pool.clone()));
-    let log =
-        runtime.block_on(async { GroupCommitLog::start(store.clone(), GroupCommitConfig::default(), None, None) });
+    let log = runtime.block_on(async { GroupCommitLog::start(store.clone(), GroupCommitConfig::default(), None) });
 
     let mut group = c.benchmark_group("write");
     group.throughput(Throughput::Elements(ROWS as u64));

@@ -58,13 +58,8 @@ impl AppState {
     pub fn embedded(pool: PgPool, settings: HttpSettings) -> Self {
         let store: Arc<dyn EventStore> = Arc::new(PgEventStore::new(pool.clone()));
         let recorder = ingest::validation::Recorder::start(pool.clone(), 4096);
-        let log: Arc<dyn EventLog> = Arc::new(GroupCommitLog::start(
-            store.clone(),
-            settings.group_commit,
-            Some(recorder),
-            // The embedded store queues events paid in advance in the statement that stores them.
-            None,
-        ));
+        let log: Arc<dyn EventLog> =
+            Arc::new(GroupCommitLog::start(store.clone(), settings.group_commit, Some(recorder)));
         AppState {
             keys: Keys::new(pool.clone()),
             ingest: IngestState { log, store, batch_limit: settings.events_batch_limit },

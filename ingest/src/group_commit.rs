@@ -11,8 +11,8 @@
 //! - the store skips identities it already holds, so a retry after a lost acknowledgement stores nothing twice;
 //! - when a group write fails for a reason other than the store being unavailable, each request of the group is
 //!   written on its own, so that one request the store refuses cannot fail the others;
-//! - events for charges paid in advance are queued for billing ([`Marker`]) after the write and before the
-//!   acknowledgement; if queueing fails the requests fail too, and their retry (stored once) queues them again.
+//! - the store queues events for charges paid in advance for billing in the same write, so an acknowledged event
+//!   is queued.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,7 +23,6 @@ use futures::future::BoxFuture;
 use schemas::event::Event;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::in_advance::Marker;
 use crate::log::{Ack, EventLog, LogError};
 use crate::metrics as names;
 use crate::validation::Committed;
@@ -61,15 +60,9 @@ pub type CommitListener = mpsc::Sender<Committed>;
 
 impl GroupCommitLog {
     /// Starts the writer task on the current runtime.
-    /// `marker` queues the events of charges paid in advance for billing (none: nothing bills them, as in benches).
-    pub fn start(
-        store: Arc<dyn EventStore>,
-        config: GroupCommitConfig,
-        listener: Option<CommitListener>,
-        marker: Option<Marker>,
-    ) -> Self {
+    pub fn start(store: Arc<dyn EventStore>, config: GroupCommitConfig, listener: Option<CommitListener>) -> Self {
         let (queue, rx) = mpsc::channel(config.queue_depth.max(1));
-        tokio::spawn(run(rx, Writer { store, marker }, config, listener));
+        tokio::spawn(run(rx, store, config, listener));
         GroupCommitLog { queue }
     }
 }
@@ -87,16 +80,9 @@ impl EventLog for GroupCommitLog {
     }
 }
 
-/// Stores a group's events, then queues those of charges paid in advance.
-#[derive(Clone)]
-struct Writer {
-    store: Arc<dyn EventStore>,
-    marker: Option<Marker>,
-}
-
 async fn run(
     mut rx: mpsc::Receiver<Pending>,
-    store: Writer,
+    store: Arc<dyn EventStore>,
     config: GroupCommitConfig,
     listener: Option<CommitListener>,
 ) {
@@ -118,13 +104,13 @@ async fn run(
         let store = store.clone();
         let listener = listener.clone();
         tokio::spawn(async move {
-            flush(&store, group, listener.as_ref()).await;
+            flush(store.as_ref(), group, listener.as_ref()).await;
             drop(slot);
         });
     }
 }
 
-async fn flush(store: &Writer, group: Vec<Pending>, listener: Option<&CommitListener>) {
+async fn flush(store: &dyn EventStore, group: Vec<Pending>, listener: Option<&CommitListener>) {
     let mut events = Vec::with_capacity(group.iter().map(|p| p.events.len()).sum());
     let mut waiters = Vec::with_capacity(group.len());
     let mut sizes = Vec::with_capacity(group.len());
@@ -178,13 +164,10 @@ fn log_error(e: StoreError) -> LogError {
 }
 
 /// Writes a group; returns which of its events were duplicates.
-async fn write(writer: &Writer, events: &[Event]) -> Result<Vec<usize>, StoreError> {
+async fn write(store: &dyn EventStore, events: &[Event]) -> Result<Vec<usize>, StoreError> {
     let started = Instant::now();
-    let written = writer.store.write(events).await?;
+    let written = store.write(events).await?;
     let new = written.new;
-    if let Some(marker) = &writer.marker {
-        marker.mark(events).await.map_err(|e| StoreError::Unavailable(format!("queueing events for billing: {e}")))?;
-    }
     ::metrics::histogram!(names::FLUSH_DURATION).record(started.elapsed().as_secs_f64());
     ::metrics::histogram!(names::BATCH_ROWS).record(events.len() as f64);
     ::metrics::counter!(names::EVENTS_TOTAL, "outcome" => "accepted").increment(new);

@@ -226,19 +226,16 @@ pub async fn drain(pool: &sqlx::PgPool, events: &dyn EventStore, now: DateTime<U
     .fetch_all(&mut *tx)
     .await?;
     // Per subscription: its rows and the earliest event they queued.
-    let mut by_sub: Vec<(uuid::Uuid, Vec<i64>, DateTime<Utc>)> = Vec::new();
+    let mut by_sub: std::collections::BTreeMap<uuid::Uuid, (Vec<i64>, DateTime<Utc>)> =
+        std::collections::BTreeMap::new();
     for (id, sub, first) in rows {
-        match by_sub.iter_mut().find(|(s, _, _)| *s == sub) {
-            Some((_, ids, since)) => {
-                ids.push(id);
-                *since = (*since).min(first);
-            }
-            None => by_sub.push((sub, vec![id], first)),
-        }
+        let (ids, since) = by_sub.entry(sub).or_insert_with(|| (Vec::new(), first));
+        ids.push(id);
+        *since = (*since).min(first);
     }
     let mut done: Vec<i64> = Vec::new();
     let mut issued = 0;
-    for (sub, ids, since) in by_sub {
+    for (sub, (ids, since)) in by_sub {
         // Two workers billing one subscription at once would price its events against the same "before".
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1::text, 7))")
             .bind(sub)
@@ -355,6 +352,7 @@ async fn bill_subscription_events(
     let mut new_standalone: Vec<crate::store::fees::Standalone> = Vec::new();
     // Fees of each unbilled event, in the order the events were received.
     let mut per_event: Vec<(String, DateTime<Utc>, Vec<FeeDraft>)> = Vec::new();
+    let mut event_index: HashMap<String, usize> = HashMap::new();
     for charge in charges {
         let Some(metric) = ctx.org.metrics.get(&charge.billable_metric_code) else { continue };
         let job = usage::job(ctx, charge, metric, vec![ctx.sub.external_id.clone()], window)?;
@@ -426,9 +424,12 @@ async fn bill_subscription_events(
                 });
                 continue;
             }
-            match per_event.iter_mut().find(|(tx, _, _)| *tx == e.transaction_id) {
-                Some((_, _, fees)) => fees.push(fee),
-                None => per_event.push((e.transaction_id.clone(), e.timestamp, vec![fee])),
+            match event_index.get(&e.transaction_id) {
+                Some(&i) => per_event[i].2.push(fee),
+                None => {
+                    event_index.insert(e.transaction_id.clone(), per_event.len());
+                    per_event.push((e.transaction_id.clone(), e.timestamp, vec![fee]));
+                }
             }
         }
     }

@@ -123,26 +123,18 @@ pub async fn get(conn: &mut PgConnection, org: Uuid, id: Uuid) -> Result<Option<
 
 async fn with_taxes(conn: &mut PgConnection, org: Uuid, rows: Vec<Listed>) -> Result<Vec<Fee>> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.row.id).collect();
-    let mut taxes: Vec<FeeTaxRow> = sqlx::query_as(
-        "SELECT id, fee_id, tax_id, tax_code, tax_name, tax_rate, amount_cents, created_at FROM fee_taxes
-         WHERE organization_id = $1 AND fee_id = ANY($2) ORDER BY tax_code",
-    )
-    .bind(org)
-    .bind(&ids)
-    .fetch_all(&mut *conn)
-    .await?;
+    let mut by_fee: std::collections::HashMap<Uuid, Vec<FeeTaxRow>> = std::collections::HashMap::new();
+    for t in super::invoices::fee_taxes(conn, org, &ids).await? {
+        by_fee.entry(t.fee_id).or_default().push(t);
+    }
     Ok(rows
         .into_iter()
-        .map(|r| {
-            let (own, rest): (Vec<FeeTaxRow>, Vec<FeeTaxRow>) = taxes.drain(..).partition(|t| t.fee_id == r.row.id);
-            taxes = rest;
-            Fee {
-                row: r.row,
-                invoice_id: r.invoice_id,
-                customer_id: r.customer_id,
-                external_customer_id: r.external_customer_id,
-                taxes: own,
-            }
+        .map(|r| Fee {
+            taxes: by_fee.remove(&r.row.id).unwrap_or_default(),
+            row: r.row,
+            invoice_id: r.invoice_id,
+            customer_id: r.customer_id,
+            external_customer_id: r.external_customer_id,
         })
         .collect())
 }

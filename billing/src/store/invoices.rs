@@ -326,6 +326,18 @@ pub async fn status(conn: &mut PgConnection, org: Uuid, invoice: Uuid) -> Result
         .await?)
 }
 
+/// The taxes applied to `fees`, by tax code.
+pub(crate) async fn fee_taxes(conn: &mut PgConnection, org: Uuid, fees: &[Uuid]) -> Result<Vec<FeeTaxRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, fee_id, tax_id, tax_code, tax_name, tax_rate, amount_cents, created_at FROM fee_taxes
+         WHERE organization_id = $1 AND fee_id = ANY($2) ORDER BY tax_code",
+    )
+    .bind(org)
+    .bind(fees)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
 async fn complete(conn: &mut PgConnection, org: Uuid, rows: Vec<InvoiceRow>) -> Result<Vec<Invoice>> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     #[derive(sqlx::FromRow)]
@@ -344,14 +356,7 @@ async fn complete(conn: &mut PgConnection, org: Uuid, rows: Vec<InvoiceRow>) -> 
     .fetch_all(&mut *conn)
     .await?;
     let fee_ids: Vec<Uuid> = fees.iter().map(|f| f.fee.id).collect();
-    let fee_taxes: Vec<FeeTaxRow> = sqlx::query_as(
-        "SELECT id, fee_id, tax_id, tax_code, tax_name, tax_rate, amount_cents, created_at FROM fee_taxes
-         WHERE organization_id = $1 AND fee_id = ANY($2) ORDER BY tax_code",
-    )
-    .bind(org)
-    .bind(&fee_ids)
-    .fetch_all(&mut *conn)
-    .await?;
+    let fee_taxes = fee_taxes(conn, org, &fee_ids).await?;
     #[derive(sqlx::FromRow)]
     struct Tax {
         invoice_id: Uuid,

@@ -120,7 +120,7 @@ fn main() {
         for m in 1..=months {
             let boundary = start.checked_add_months(Months::new(m)).unwrap_or(start) + chrono::Duration::seconds(1);
             let began = Instant::now();
-            let tick = billing::clock::tick(&pool, &store, boundary).await.expect("billing run");
+            let tick = billing::clock::tick(&pool, &store, &billing::tracking::Tracker::disabled(), boundary).await.expect("billing run");
             let took = began.elapsed();
             assert_eq!(tick.invoices, subscriptions, "every subscription billed once");
             println!(
@@ -165,5 +165,58 @@ fn main() {
             took.as_secs_f64(),
             rows as f64 / took.as_secs_f64()
         );
+        tracking_latency(&pool, if full_run() { 3000 } else { 40 }).await;
     });
+}
+
+/// API latency with usage tracking off, on with an endpoint that answers, and on with one that never answers:
+/// `calls` customer creations (each reports `customer_created`) through the whole HTTP stack, one at a time.
+async fn tracking_latency(pool: &sqlx::PgPool, calls: usize) {
+    use billing::tracking::{Settings, Tracker};
+    // An endpoint that answers at once, and one that accepts connections and never answers a byte.
+    let answering = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let answering_url = format!("http://{}/v1/batch", answering.local_addr().expect("addr"));
+    let receiver = axum::Router::new().route("/v1/batch", axum::routing::post(|| async { "{\"success\":true}" }));
+    tokio::spawn(async move { axum::serve(answering, receiver).await });
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let silent_url = format!("http://{}/v1/batch", silent.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let settings = |url: &str| Settings::new(url.to_owned(), "bench-key".into(), Duration::from_millis(100), "self");
+    let cases = [
+        ("tracking off", Tracker::disabled()),
+        ("tracking on, endpoint answering", Tracker::start(settings(&answering_url)).expect("tracker")),
+        ("tracking on, endpoint never answering", Tracker::start(settings(&silent_url)).expect("tracker")),
+    ];
+    let mut baseline = None;
+    for (n, (name, tracker)) in cases.into_iter().enumerate() {
+        let (_, key) = billing::store::organizations::create(pool, &format!("Tracking {n}"), None).await.expect("org");
+        let state = billstream::AppState::embedded(pool.clone(), billstream::http::HttpSettings::default());
+        let router = billstream::app(billstream::AppState { tracker, ..state });
+        let mut took: Vec<Duration> = Vec::with_capacity(calls);
+        for i in 0..calls {
+            let body = format!(r#"{{"customer": {{"external_id": "t{n}-{i}"}}}}"#);
+            let request = axum::http::Request::post("/api/v1/customers")
+                .header("Authorization", format!("Bearer {key}"))
+                .header("Content-Type", "application/json")
+                .body(axum::body::Body::from(body))
+                .expect("request");
+            let began = Instant::now();
+            let response = tower::ServiceExt::oneshot(router.clone(), request).await.expect("response");
+            took.push(began.elapsed());
+            assert_eq!(response.status(), 200, "{name}: call {i}");
+        }
+        took.sort();
+        let at = |q: f64| took[((took.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
+        let (p50, p99) = (at(0.5), at(0.99));
+        let base = *baseline.get_or_insert(p50);
+        println!(
+            "API latency, {name}: {calls} customer creations, p50 {p50:.2} ms, p99 {p99:.2} ms, p50 / off {:.2}",
+            p50 / base.max(1e-9)
+        );
+    }
 }

@@ -79,6 +79,9 @@ pub struct Config {
     #[command(flatten)]
     pub webhooks: WebhookConfig,
 
+    #[command(flatten)]
+    pub tracking: TrackingConfig,
+
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "BILLSTREAM_MAX_BODY_BYTES", default_value = "5242880", value_parser = parse_max_body, global = true)]
     pub max_body_bytes: usize,
@@ -133,6 +136,71 @@ pub struct WebhookConfig {
     /// Milliseconds between two looks at the webhook outbox when nothing was due.
     #[arg(long, env = "BILLSTREAM_WEBHOOK_POLL_MS", default_value = "1000", value_parser = parse_millis, global = true)]
     pub webhook_poll_ms: u64,
+}
+
+/// Product usage tracking (opt-out; see the README's "Usage tracking").
+#[derive(Debug, Clone, Args)]
+pub struct TrackingConfig {
+    /// Where tracking batches are POSTed (Segment's batch API format).
+    #[arg(long, env = "BILLSTREAM_TRACKING_URL", default_value = billing::tracking::SEGMENT_BATCH_URL, value_parser = parse_tracking_url, global = true)]
+    pub tracking_url: String,
+
+    /// The Segment write key (basic-auth user). Without one (and none built in) tracking stays off.
+    #[arg(long, env = "BILLSTREAM_TRACKING_WRITE_KEY", global = true, hide_env_values = true)]
+    pub tracking_write_key: Option<String>,
+
+    /// Seconds between two sends of the queued messages (a full batch goes at once).
+    #[arg(long, env = "BILLSTREAM_TRACKING_FLUSH_SECONDS", default_value = "10", value_parser = parse_flush_seconds, global = true)]
+    pub tracking_flush_seconds: f64,
+
+    /// `true` turns tracking off (Lago's variable).
+    #[arg(long, env = "LAGO_DISABLE_SEGMENT", global = true, hide = true)]
+    pub lago_disable_segment: Option<String>,
+
+    /// `true` turns tracking off.
+    #[arg(long, env = "BILLSTREAM_DISABLE_TRACKING", global = true)]
+    pub disable_tracking: Option<String>,
+
+    /// `true` reports the hosting type `cloud` instead of `self` (Lago's variable).
+    #[arg(long, env = "LAGO_CLOUD", global = true, hide = true)]
+    pub lago_cloud: Option<String>,
+}
+
+/// A write key the release build may carry (`BILLSTREAM_TRACKING_DEFAULT_WRITE_KEY` at compile time).
+const BUILT_IN_WRITE_KEY: Option<&str> = option_env!("BILLSTREAM_TRACKING_DEFAULT_WRITE_KEY");
+
+fn is_true(v: &Option<String>) -> bool {
+    v.as_deref().is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1")
+}
+
+impl TrackingConfig {
+    /// The tracker's settings, or `None` when tracking is off: opted out, or no write key to send with.
+    pub fn settings(&self) -> Option<billing::tracking::Settings> {
+        if is_true(&self.lago_disable_segment) || is_true(&self.disable_tracking) {
+            return None;
+        }
+        let key = self.tracking_write_key.clone().filter(|k| !k.is_empty()).or(BUILT_IN_WRITE_KEY.map(str::to_owned))?;
+        let hosting = if is_true(&self.lago_cloud) { "cloud" } else { "self" };
+        let every = std::time::Duration::from_secs_f64(self.tracking_flush_seconds);
+        Some(billing::tracking::Settings::new(self.tracking_url.clone(), key, every, hosting))
+    }
+}
+
+fn parse_tracking_url(s: &str) -> Result<String, String> {
+    if s.starts_with("http://") || s.starts_with("https://") {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("BILLSTREAM_TRACKING_URL (--tracking-url): `{s}` is not an http(s) URL"))
+    }
+}
+
+fn parse_flush_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.01..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "BILLSTREAM_TRACKING_FLUSH_SECONDS (--tracking-flush-seconds): `{s}` must be a number of seconds from 0.01 to 3600"
+        )),
+    }
 }
 
 /// A list of day counts.
@@ -432,5 +500,31 @@ mod tests {
             matches!(cli.command, Some(Command::Org { command: OrgCommand::Create { ref name } }) if name == "Acme")
         );
         assert_eq!(cli.config.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    fn tracking(flags: &[&str]) -> TrackingConfig {
+        let mut args = vec!["billstream"];
+        args.extend_from_slice(flags);
+        Cli::try_parse_from(args).unwrap().config.tracking
+    }
+
+    #[test]
+    fn tracking_runs_with_a_write_key_unless_opted_out() {
+        let on = tracking(&["--tracking-write-key", "k", "--tracking-flush-seconds", "0.5", "--lago-cloud", "true"]);
+        let settings = on.settings().expect("a write key turns tracking on");
+        assert_eq!(settings.url, "https://api.segment.io/v1/batch");
+        assert_eq!(settings.flush_every, std::time::Duration::from_millis(500));
+        assert_eq!(settings.sender.hosting_type, "cloud");
+        for opt_out in [["--lago-disable-segment", "true"], ["--disable-tracking", "TRUE"]] {
+            let mut flags = vec!["--tracking-write-key", "k"];
+            flags.extend_from_slice(&opt_out);
+            assert!(tracking(&flags).settings().is_none(), "{opt_out:?} turns tracking off");
+        }
+        assert!(tracking(&["--tracking-write-key", "k", "--disable-tracking", "false"]).settings().is_some());
+        if BUILT_IN_WRITE_KEY.is_none() {
+            assert!(tracking(&[]).settings().is_none(), "no key to send with: off");
+        }
+        assert!(parse_flush_seconds("0").unwrap_err().contains("BILLSTREAM_TRACKING_FLUSH_SECONDS"));
+        assert!(parse_tracking_url("segment").unwrap_err().contains("BILLSTREAM_TRACKING_URL"));
     }
 }

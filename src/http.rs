@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use billing::api::ApiState;
+use billing::tracking::Tracker;
 use ingest::{EventLog, GroupCommitConfig, GroupCommitLog, IngestState};
 use metrics_exporter_prometheus::PrometheusHandle;
 use schemas::ApiError;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub ingest: IngestState,
     /// The time billing reads (the system's; tests set their own).
     pub clock: Arc<dyn billing::clock::Clock>,
+    /// Where usage tracking goes; off unless the process turns it on.
+    pub tracker: Tracker,
 }
 
 impl AppState {
@@ -67,6 +70,7 @@ impl AppState {
             prometheus: crate::telemetry::prometheus(),
             settings,
             clock: Arc::new(billing::clock::SystemClock),
+            tracker: Tracker::disabled(),
         }
     }
 
@@ -82,6 +86,7 @@ impl AppState {
             prometheus: crate::telemetry::prometheus(),
             settings,
             clock: Arc::new(billing::clock::SystemClock),
+            tracker: Tracker::disabled(),
         }
     }
 }
@@ -93,6 +98,7 @@ pub fn app(state: AppState) -> Router {
             pool: state.pool.clone(),
             events: state.ingest.store.clone(),
             clock: state.clock.clone(),
+            tracker: state.tracker.clone(),
         })
         .merge(ingest::routes().with_state(state.ingest.clone()))
         .route_layer(middleware::from_fn_with_state(state.keys.clone(), auth::require_org));

@@ -13,7 +13,11 @@ use crate::database::Database;
 use crate::http::HttpSettings;
 use crate::scale::Scale;
 use crate::{AppState, app};
+use billing::tracking::{TrackEvent, Tracker};
 use ingest::GroupCommitConfig;
+
+/// How long a stopping process waits for the tracking queue to be sent.
+const TRACKING_FLUSH_ON_EXIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config;
@@ -27,11 +31,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         // Before any database is opened: a missing broker or ClickHouse address stops start-up at once.
         config.scale.require().map_err(anyhow::Error::msg)?;
     }
+    // Opted out (or no write key): an empty tracker, and none of the tracking code runs.
+    let tracker = match config.tracking.settings() {
+        Some(settings) => Tracker::start(settings)?,
+        None => Tracker::disabled(),
+    };
     match cli.command.unwrap_or(Command::All) {
-        Command::All => with_database(&config, |pool| serve(config.clone(), api_key, pool, true)).await,
-        Command::Serve => with_database(&config, |pool| serve(config.clone(), api_key, pool, false)).await,
+        Command::All => with_database(&config, |pool| serve(config.clone(), api_key, pool, tracker, true)).await,
+        Command::Serve => with_database(&config, |pool| serve(config.clone(), api_key, pool, tracker, false)).await,
         Command::Sink => with_database(&config, |pool| sink(config.clone(), pool)).await,
-        Command::Worker => with_database(&config, |pool| worker(config.clone(), pool)).await,
+        Command::Worker => with_database(&config, |pool| worker(config.clone(), pool, tracker)).await,
         Command::Migrate => {
             let scale = config.scale.clone();
             with_database(&config, |pool| async move {
@@ -63,6 +72,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 let (org, key) = billing::store::organizations::create(&pool, &name, None).await?;
                 println!("organization: {} ({})", org.name, org.id);
                 println!("api key: {key}");
+                tracker.track(org.id, || TrackEvent::OrganizationRegistered);
+                // The command exits next: send now, briefly, whatever the endpoint does.
+                tracker.flush(TRACKING_FLUSH_ON_EXIT).await;
                 Ok(())
             })
             .await
@@ -83,7 +95,7 @@ where
 }
 
 /// The `worker` role alone, until Ctrl-C or SIGTERM; it reads usage from the mode's event store.
-async fn worker(config: Config, pool: PgPool) -> anyhow::Result<()> {
+async fn worker(config: Config, pool: PgPool, tracker: Tracker) -> anyhow::Result<()> {
     billing::migrate(&pool).await?;
     let events: Arc<dyn aggregate::EventStore> = match config.scale.mode {
         Mode::Embedded => Arc::new(aggregate::postgres::PgEventStore::new(pool.clone())),
@@ -93,11 +105,12 @@ async fn worker(config: Config, pool: PgPool) -> anyhow::Result<()> {
     tracing::info!(every_seconds = config.billing_tick_seconds, "billing clock started");
     let webhooks = tokio::spawn(dispatcher(config.clone(), pool.clone()));
     tokio::select! {
-        () = billing_clock(&config, pool, events) => {},
+        () = billing_clock(&config, pool, events, tracker.clone()) => {},
         () = shutdown_signal() => {},
     }
     webhooks.abort();
     probe.abort();
+    tracker.flush(TRACKING_FLUSH_ON_EXIT).await;
     Ok(())
 }
 
@@ -131,24 +144,30 @@ async fn dispatcher(config: Config, pool: PgPool) {
     billing::webhooks::dispatcher::run(pool, config.webhook_settings(), clock).await;
 }
 
-async fn billing_clock_owned(config: Config, pool: PgPool, events: Arc<dyn aggregate::EventStore>) {
-    billing_clock(&config, pool, events).await;
+async fn billing_clock_owned(config: Config, pool: PgPool, events: Arc<dyn aggregate::EventStore>, tracker: Tracker) {
+    billing_clock(&config, pool, events, tracker).await;
 }
 
-async fn billing_clock(config: &Config, pool: PgPool, events: Arc<dyn aggregate::EventStore>) {
+async fn billing_clock(config: &Config, pool: PgPool, events: Arc<dyn aggregate::EventStore>, tracker: Tracker) {
     let every = std::time::Duration::from_secs(config.billing_tick_seconds);
-    billing::clock::run(pool, events, Arc::new(billing::clock::SystemClock), every).await;
+    billing::clock::run(pool, events, tracker, Arc::new(billing::clock::SystemClock), every).await;
 }
 
 /// The HTTP API; the `all` role (`with_roles`) also runs the billing clock and, in scale mode, the sink, in the
 /// same process.
-async fn serve(config: Config, api_key: Option<String>, pool: PgPool, with_roles: bool) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    api_key: Option<String>,
+    pool: PgPool,
+    tracker: Tracker,
+    with_roles: bool,
+) -> anyhow::Result<()> {
     billing::migrate(&pool).await?;
     let scale = match config.scale.mode {
         Mode::Embedded => None,
         Mode::Scale => Some(Scale::connect(&config.scale).await?),
     };
-    bootstrap_organization(&config, api_key.as_deref(), &pool).await?;
+    bootstrap_organization(&config, api_key.as_deref(), &pool, &tracker).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("BILLSTREAM_LISTEN: cannot listen on {}", config.listen))?;
@@ -167,14 +186,17 @@ async fn serve(config: Config, api_key: Option<String>, pool: PgPool, with_roles
             AppState::scale(pool.clone(), settings, scale)
         }
     };
+    let state = AppState { tracker: tracker.clone(), ..state };
     // The billing clock reads usage from the same event store the API writes.
-    let clock =
-        with_roles.then(|| tokio::spawn(billing_clock_owned(config.clone(), pool.clone(), state.ingest.store.clone())));
+    let clock = with_roles.then(|| {
+        tokio::spawn(billing_clock_owned(config.clone(), pool.clone(), state.ingest.store.clone(), tracker.clone()))
+    });
     let webhooks = with_roles.then(|| tokio::spawn(dispatcher(config.clone(), pool.clone())));
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;
     for task in [clock, webhooks].into_iter().flatten() {
         task.abort();
     }
+    tracker.flush(TRACKING_FLUSH_ON_EXIT).await;
     tracing::info!("shutting down");
     Ok(())
 }
@@ -198,7 +220,12 @@ async fn sink(config: Config, pool: PgPool) -> anyhow::Result<()> {
 }
 
 /// On first start, creates the default organization and prints its API key once; later starts reuse it.
-async fn bootstrap_organization(config: &Config, api_key: Option<&str>, pool: &PgPool) -> anyhow::Result<()> {
+async fn bootstrap_organization(
+    config: &Config,
+    api_key: Option<&str>,
+    pool: &PgPool,
+    tracker: &Tracker,
+) -> anyhow::Result<()> {
     use billing::store::organizations;
     match organizations::first(pool).await? {
         Some(org) => {
@@ -209,6 +236,7 @@ async fn bootstrap_organization(config: &Config, api_key: Option<&str>, pool: &P
         }
         None => {
             let (org, key) = organizations::create(pool, &config.default_org_name, api_key).await?;
+            tracker.track(org.id, || TrackEvent::OrganizationRegistered);
             if api_key.is_some() {
                 println!("Created organization \"{}\" with the API key from LAGO_ORG_API_KEY.", org.name);
             } else {

@@ -19,6 +19,7 @@ use aggregate::EventStore;
 
 use crate::Result;
 use crate::invoicer;
+use crate::tracking::{TrackEvent, Tracker};
 
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
@@ -65,18 +66,18 @@ pub struct Tick {
 }
 
 /// Bills what is due at `now`: refreshes the statuses time changes, then one billing run over every organization.
-pub async fn tick(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>) -> Result<Tick> {
+pub async fn tick(pool: &PgPool, events: &dyn EventStore, tracker: &Tracker, now: DateTime<Utc>) -> Result<Tick> {
     let orgs: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM organizations").fetch_all(pool).await?;
     for org in &orgs {
         let mut conn = pool.acquire().await?;
         crate::store::subscriptions::refresh(&mut conn, *org).await?;
         crate::store::coupons::refresh(&mut conn, *org).await?;
     }
-    finalize_drafts(pool, events, now).await?;
-    let started = invoicer::issue_missing_starts(pool, events, now).await?;
-    invoicer::credit_notes::issue_missing(pool, now).await?;
-    let in_advance = invoicer::in_advance::drain(pool, events, now).await?;
-    let report = invoicer::run_due(pool, events, now).await?;
+    finalize_drafts(pool, events, tracker, now).await?;
+    let started = invoicer::issue_missing_starts(pool, events, tracker, now).await?;
+    invoicer::credit_notes::issue_missing(pool, tracker, now).await?;
+    let in_advance = invoicer::in_advance::drain(pool, events, tracker, now).await?;
+    let report = invoicer::run_due(pool, events, tracker, now).await?;
     Ok(Tick {
         invoices: report.invoices + started + in_advance,
         already_billed: report.already_billed,
@@ -87,7 +88,7 @@ pub async fn tick(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>) ->
 /// Finalizes the drafts whose grace period is over: their issuing date (the billing day plus the grace period)
 /// has come in the customer's timezone. Each is computed again first (events may have come in during the grace
 /// period), then takes its number.
-async fn finalize_drafts(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>) -> Result<()> {
+async fn finalize_drafts(pool: &PgPool, events: &dyn EventStore, tracker: &Tracker, now: DateTime<Utc>) -> Result<()> {
     let due: Vec<(Uuid, Uuid)> = sqlx::query_as(
         "SELECT i.organization_id, i.id FROM invoices i
          JOIN customers c ON c.id = i.customer_id JOIN organizations o ON o.id = i.organization_id
@@ -102,6 +103,7 @@ async fn finalize_drafts(pool: &PgPool, events: &dyn EventStore, now: DateTime<U
         invoicer::refresh::refresh(&mut tx, events, org, invoice).await?;
         crate::store::invoices::finalize(&mut tx, org, invoice).await?;
         tx.commit().await?;
+        tracker.track(org, || TrackEvent::InvoiceCreated { invoice_id: invoice, invoice_type: "subscription".into() });
     }
     Ok(())
 }
@@ -111,15 +113,16 @@ const IN_ADVANCE_EVERY: Duration = Duration::from_millis(250);
 
 /// Runs [`tick`] every `every`, and bills queued events paid in advance every [`IN_ADVANCE_EVERY`], until the
 /// process stops.
-pub async fn run(pool: PgPool, events: Arc<dyn EventStore>, clock: Arc<dyn Clock>, every: Duration) {
-    let in_advance = invoicer::in_advance::run(pool.clone(), events.clone(), clock.clone(), IN_ADVANCE_EVERY);
-    tokio::join!(ticks(pool, events, clock, every), in_advance);
+pub async fn run(pool: PgPool, events: Arc<dyn EventStore>, tracker: Tracker, clock: Arc<dyn Clock>, every: Duration) {
+    let in_advance =
+        invoicer::in_advance::run(pool.clone(), events.clone(), tracker.clone(), clock.clone(), IN_ADVANCE_EVERY);
+    tokio::join!(ticks(pool, events, tracker, clock, every), in_advance);
 }
 
-async fn ticks(pool: PgPool, events: Arc<dyn EventStore>, clock: Arc<dyn Clock>, every: Duration) {
+async fn ticks(pool: PgPool, events: Arc<dyn EventStore>, tracker: Tracker, clock: Arc<dyn Clock>, every: Duration) {
     loop {
         let started = std::time::Instant::now();
-        let outcome = tick(&pool, events.as_ref(), clock.now()).await;
+        let outcome = tick(&pool, events.as_ref(), &tracker, clock.now()).await;
         ::metrics::histogram!("billstream_billing_tick_duration_seconds").record(started.elapsed().as_secs_f64());
         match outcome {
             Ok(t) => {

@@ -12,6 +12,7 @@ pub mod invoicer;
 pub mod metrics;
 pub mod one_off;
 pub mod store;
+pub mod tracking;
 pub mod webhooks;
 
 pub use error::{Error, Result};

@@ -6,3 +6,7 @@ pub const WEBHOOKS_SENT_TOTAL: &str = "billstream_webhooks_sent_total";
 pub const WEBHOOK_DELIVERY_SECONDS: &str = "billstream_webhook_delivery_seconds";
 /// Webhooks in the outbox still to be sent (pending or waiting for a retry).
 pub const WEBHOOKS_PENDING: &str = "billstream_webhooks_pending";
+/// Usage-tracking messages, by `outcome`: `sent`, `dropped_queue_full`, `dropped_send_failed`, `dropped_too_large`.
+pub const TRACKING_MESSAGES_TOTAL: &str = "billstream_tracking_messages_total";
+/// Usage-tracking messages waiting to be sent.
+pub const TRACKING_QUEUE_DEPTH: &str = "billstream_tracking_queue_depth";

@@ -78,7 +78,7 @@ async fn terminating_a_plan_paid_in_advance_credits_the_unused_days_and_the_next
     );
     // The clock looks for missing notes and finds this one issued: nothing new.
     let store = aggregate::postgres::PgEventStore::new(app.pool.clone());
-    billing::clock::tick(&app.pool, &store, Utc::now()).await.expect("billing clock");
+    billing::clock::tick(&app.pool, &store, &app.tracker, Utc::now()).await.expect("billing clock");
     let again = app.get("/api/v1/credit_notes").await.expect(200);
     assert_eq!(again.body["meta"]["total_count"], 1);
 

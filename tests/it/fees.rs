@@ -47,7 +47,9 @@ async fn a_charge_paid_in_advance_that_is_not_invoiceable_bills_each_event_with_
                                 "properties": {"n": 1}}});
     app.post("/api/v1/events", &seat).await.expect(200);
     app.settle().await;
-    let tick = || async { billing::clock::tick(&app.pool, &*app.store, Utc::now()).await.expect("billing clock") };
+    let tick = || async {
+        billing::clock::tick(&app.pool, &*app.store, &app.tracker, Utc::now()).await.expect("billing clock")
+    };
     // Only the invoiceable charge makes an invoice.
     assert_eq!(tick().await.invoices, 1);
     assert_eq!(tick().await.invoices, 0);
@@ -146,7 +148,7 @@ async fn an_event_queued_before_a_boundary_is_billed_in_its_own_period() {
                                  "timestamp": 1738367999}}); // 2025-01-31T23:59:59Z
     app.post("/api/v1/events", &event).await.expect(200);
     let at = "2025-02-01T00:00:05Z".parse().unwrap();
-    billing::clock::tick(&app.pool, &*app.store, at).await.expect("billing clock");
+    billing::clock::tick(&app.pool, &*app.store, &app.tracker, at).await.expect("billing clock");
     let fees = app.get("/api/v1/fees?event_transaction_id=late").await.expect(200);
     assert_eq!(fees.body["meta"]["total_count"], 1, "{}", fees.body);
     let fee = &fees.body["fees"][0];

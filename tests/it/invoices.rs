@@ -71,7 +71,7 @@ fn event(tx: &str, code: &str, at: DateTime<Utc>, properties: Value) -> Value {
 /// One run of the billing clock at `at`, after the sink has caught up in scale mode.
 async fn bill(app: &TestApp, at: DateTime<Utc>) -> Tick {
     app.settle().await;
-    tick(&app.pool, &*app.store, at).await.expect("billing clock")
+    tick(&app.pool, &*app.store, &app.tracker, at).await.expect("billing clock")
 }
 
 in_both_modes!(
@@ -349,7 +349,8 @@ async fn the_clock_bills_each_boundary_once_on_calendar_and_anniversary_billing(
     assert!(f.body["invoice"]["number"].as_str().unwrap().ends_with("-001"));
     // Concurrent clocks bill a boundary once.
     let t = at("2025-03-01T00:00:01Z");
-    let (a, b) = tokio::join!(tick(&app.pool, &*app.store, t), tick(&app.pool, &*app.store, t));
+    let (a, b) =
+        tokio::join!(tick(&app.pool, &*app.store, &app.tracker, t), tick(&app.pool, &*app.store, &app.tracker, t));
     assert_eq!(a.unwrap().invoices + b.unwrap().invoices, 1);
 }
 
@@ -600,6 +601,7 @@ async fn estimate_fees_prices_one_more_event_on_a_charge_paid_in_advance(mode: M
     let worker = tokio::spawn(billing::invoicer::in_advance::run(
         app.pool.clone(),
         app.store.clone(),
+        app.tracker.clone(),
         std::sync::Arc::new(billing::clock::SystemClock),
         std::time::Duration::from_millis(50),
     ));

@@ -3,6 +3,7 @@
 //! ClickHouse database and topic on the ClickHouse server and broker `testkit` starts once).
 
 mod aggregation;
+mod analytics;
 mod api;
 mod billable_metrics;
 mod binary;
@@ -25,4 +26,5 @@ mod sdk;
 mod subscriptions;
 mod support;
 mod taxes;
+mod tracking;
 mod webhooks;

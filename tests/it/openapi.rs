@@ -92,6 +92,11 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
     ("destroyWebhookEndpoint", "delete", "/webhook_endpoints/{lago_id}"),
     ("fetchPublicKey", "get", "/webhooks/public_key"),
     ("fetchJsonPublicKey", "get", "/webhooks/json_public_key"),
+    ("findAllGrossRevenues", "get", "/analytics/gross_revenue"),
+    ("findAllInvoiceCollections", "get", "/analytics/invoice_collection"),
+    ("findAllInvoicedUsages", "get", "/analytics/invoiced_usage"),
+    ("findAllMrrs", "get", "/analytics/mrr"),
+    ("findAllOverdueBalances", "get", "/analytics/overdue_balance"),
 ];
 
 struct Spec {
@@ -302,7 +307,7 @@ async fn exercise_invoices(app: &TestApp) {
         json!({"customer": {"external_id": "billed-customer", "billing_configuration": {"invoice_grace_period": 1}}});
     app.post("/api/v1/customers", &grace).await.ok();
     let store = aggregate::postgres::PgEventStore::new(app.pool.clone());
-    billing::clock::tick(&app.pool, &store, chrono::Utc::now()).await.expect("billing clock");
+    billing::clock::tick(&app.pool, &store, &app.tracker, chrono::Utc::now()).await.expect("billing clock");
     let list = app.get("/api/v1/invoices?external_customer_id=billed-customer").await.ok();
     let id = list.body["invoices"][0]["lago_id"].as_str().expect("an invoice").to_owned();
     app.get(&format!("/api/v1/invoices/{id}")).await.ok();
@@ -340,6 +345,16 @@ async fn exercise_invoices(app: &TestApp) {
     exercise_one_off(app).await;
     exercise_credit_notes(app).await;
     exercise_fees(app, seats).await;
+    exercise_analytics(app).await;
+}
+
+/// Analytics: the reports over the invoices and fees above (all of this month).
+async fn exercise_analytics(app: &TestApp) {
+    app.get("/api/v1/analytics/gross_revenue?currency=EUR&external_customer_id=billed-customer&months=3").await.ok();
+    app.get("/api/v1/analytics/invoice_collection").await.ok();
+    app.get("/api/v1/analytics/invoiced_usage?months=12").await.ok();
+    app.get("/api/v1/analytics/mrr").await.ok();
+    app.get("/api/v1/analytics/overdue_balance?external_customer_id=billed-customer").await.ok();
 }
 
 /// Fees: a charge paid in advance that is not invoiceable bills each event with a fee of its own.
@@ -361,7 +376,7 @@ async fn exercise_fees(app: &TestApp, seats: Value) {
         app.post("/api/v1/events", &event).await.ok();
     }
     let store = aggregate::postgres::PgEventStore::new(app.pool.clone());
-    billing::clock::tick(&app.pool, &store, chrono::Utc::now()).await.expect("billing clock");
+    billing::clock::tick(&app.pool, &store, &app.tracker, chrono::Utc::now()).await.expect("billing clock");
     let fees = app.get("/api/v1/fees?external_subscription_id=standalone-sub").await.ok();
     let ids: Vec<String> =
         fees.body["fees"].as_array().expect("fees").iter().map(|f| f["lago_id"].as_str().unwrap().to_owned()).collect();

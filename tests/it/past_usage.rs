@@ -76,8 +76,8 @@ async fn past_usage_lists_the_billed_periods_from_the_stored_fees() {
     app.post("/api/v1/events/batch", &json!({"events": events})).await.expect(200);
     let store = PgEventStore::new(app.pool.clone());
     // Both subscriptions are billed each month; only sub-1's periods are its past usage.
-    assert_eq!(tick(&app.pool, &store, at("2025-02-01T00:00:05Z")).await.unwrap().invoices, 2);
-    assert_eq!(tick(&app.pool, &store, at("2025-03-01T00:00:05Z")).await.unwrap().invoices, 2);
+    assert_eq!(tick(&app.pool, &store, &app.tracker, at("2025-02-01T00:00:05Z")).await.unwrap().invoices, 2);
+    assert_eq!(tick(&app.pool, &store, &app.tracker, at("2025-03-01T00:00:05Z")).await.unwrap().invoices, 2);
 
     let r = app.get("/api/v1/customers/acme/past_usage?external_subscription_id=sub-1").await.expect(200);
     assert_eq!(r.body["meta"]["total_count"], 2);

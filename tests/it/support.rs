@@ -11,6 +11,7 @@ use aggregate::EventStore;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, header};
+use billing::tracking::Tracker;
 use billstream::config::{Mode as ConfigMode, ScaleConfig};
 use billstream::http::HttpSettings;
 use billstream::scale::Scale;
@@ -94,6 +95,8 @@ pub struct TestApp {
     pub scale: Option<ScaleParts>,
     /// The mode's event store, as billing reads it (the clock takes it).
     pub store: Arc<dyn EventStore>,
+    /// Where the application reports usage tracking (off unless built [`TestApp::with_tracker`]).
+    pub tracker: Tracker,
     /// Dropped last: drops the test's database.
     _db: TestDatabase,
 }
@@ -134,7 +137,16 @@ impl TestApp {
         Self::build(mode, DEFAULT_BODY_LIMIT).await
     }
 
+    /// An embedded test application reporting usage tracking through `tracker`.
+    pub async fn with_tracker(tracker: Tracker) -> TestApp {
+        Self::build_with(Mode::Embedded, DEFAULT_BODY_LIMIT, tracker).await
+    }
+
     async fn build(mode: Mode, limit: usize) -> TestApp {
+        Self::build_with(mode, limit, Tracker::disabled()).await
+    }
+
+    async fn build_with(mode: Mode, limit: usize, tracker: Tracker) -> TestApp {
         let db = TestPostgres::shared().database();
         let pool = PgPoolOptions::new().max_connections(8).connect(&db.url()).await.expect("connect to test database");
         billing::migrate(&pool).await.expect("migrate");
@@ -153,9 +165,10 @@ impl TestApp {
                 (AppState::scale(pool.clone(), settings, &scale), Some(parts))
             }
         };
+        let state = AppState { tracker: tracker.clone(), ..state };
         let store = state.ingest.store.clone();
         let router = app(state);
-        TestApp { pool, router, key, scale, store, _db: db }
+        TestApp { pool, router, key, scale, store, tracker, _db: db }
     }
 
     /// The URL of the test's own database (for a `billstream` process working on it).

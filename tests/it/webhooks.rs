@@ -539,7 +539,7 @@ async fn billing_and_termination_send_invoice_created_with_the_api_object() {
     app.post("/api/v1/subscriptions", &sub).await.expect(200);
     let store = aggregate::postgres::PgEventStore::new(app.pool.clone());
     let at = "2025-02-01T00:00:05Z".parse().unwrap();
-    assert_eq!(billing::clock::tick(&app.pool, &store, at).await.unwrap().invoices, 1);
+    assert_eq!(billing::clock::tick(&app.pool, &store, &app.tracker, at).await.unwrap().invoices, 1);
     app.delete("/api/v1/subscriptions/s").await.expect(200);
     let _dispatcher = Aborting(dispatch(&app, Arc::new(SystemClock)));
 
@@ -587,14 +587,14 @@ async fn drafts_voids_one_offs_fees_paid_in_advance_and_customer_updates_send_th
     let store = aggregate::postgres::PgEventStore::new(app.pool.clone());
     let at = "2025-02-01T00:00:05Z".parse().unwrap();
     let _dispatcher = Aborting(dispatch(&app, Arc::new(SystemClock)));
-    billing::clock::tick(&app.pool, &store, at).await.unwrap();
+    billing::clock::tick(&app.pool, &store, &app.tracker, at).await.unwrap();
     // Objects are rendered when first sent: wait for the draft before the clock finalizes it.
     let drafted = receiver.wait_for_type("invoice.drafted", 1).await[0].json();
     let draft_id = drafted["invoice"]["lago_id"].as_str().unwrap().to_owned();
     assert_eq!(drafted["invoice"]["status"], "draft");
     let event = json!({"event": {"transaction_id": "seat-1", "external_subscription_id": "s", "code": "seats"}});
     app.post("/api/v1/events", &event).await.expect(200);
-    billing::clock::tick(&app.pool, &store, Utc::now()).await.unwrap();
+    billing::clock::tick(&app.pool, &store, &app.tracker, Utc::now()).await.unwrap();
     let add_on = json!({"add_on": {"name": "Setup", "code": "setup", "amount_cents": 5000, "amount_currency": "EUR"}});
     app.post("/api/v1/add_ons", &add_on).await.expect(200);
     let one_off =

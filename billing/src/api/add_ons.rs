@@ -12,6 +12,7 @@ use schemas::{ApiError, OrgId};
 use super::ApiState;
 use crate::domain::add_on as domain;
 use crate::store::add_ons::{self as store, AddOn};
+use crate::tracking::TrackEvent;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -34,6 +35,11 @@ async fn create(
     let tax_codes = input.tax_codes.clone().value();
     let attrs = domain::build_new(input, taken)?;
     let add_on = store::save(&state.pool, org, None, &attrs, tax_codes.as_deref()).await?;
+    state.tracker.track(org, || TrackEvent::AddOnCreated {
+        addon_code: add_on.row.code.clone(),
+        addon_name: add_on.row.name.clone(),
+        addon_invoice_display_name: add_on.row.invoice_display_name.clone(),
+    });
     Ok(Json(AddOnEnvelope { add_on: render(&add_on) }))
 }
 

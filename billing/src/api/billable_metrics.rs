@@ -15,6 +15,7 @@ use super::ApiState;
 use crate::Error;
 use crate::domain::billable_metric::{self as domain, Rejection};
 use crate::store::billable_metrics::{self as store, Metric};
+use crate::tracking::{MetricFacts, TrackEvent};
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -45,6 +46,7 @@ async fn create(
     };
     let (attrs, filters) = domain::build_new(input, code_taken).map_err(Error::from)?;
     let metric = store::create(&state.pool, org, &attrs, &filters).await?;
+    state.tracker.track(org, || TrackEvent::BillableMetricCreated(facts(&metric)));
     Ok(envelope(&metric, true))
 }
 
@@ -83,6 +85,7 @@ async fn destroy(
     Path(code): Path<String>,
 ) -> Result<Json<BillableMetricEnvelope>, ApiError> {
     let metric = store::delete(&state.pool, org, &code).await?;
+    state.tracker.track(org, || TrackEvent::BillableMetricDeleted(facts(&metric)));
     Ok(envelope(&metric, true))
 }
 
@@ -97,6 +100,16 @@ async fn list(
         billable_metrics: metrics.iter().map(|m| render(m, true)).collect(),
         meta: page.meta(total),
     }))
+}
+
+/// What usage tracking reports of a metric.
+fn facts(m: &Metric) -> MetricFacts {
+    MetricFacts {
+        code: m.attrs.code.clone().unwrap_or_default(),
+        name: m.attrs.name.clone().unwrap_or_default(),
+        aggregation_type: m.attrs.aggregation_type.clone().unwrap_or_default(),
+        aggregation_property: m.attrs.field_name.clone(),
+    }
 }
 
 fn envelope(metric: &Metric, counters: bool) -> Json<BillableMetricEnvelope> {

@@ -18,6 +18,7 @@ use super::ApiState;
 use crate::domain::coupon::{self as domain, CouponInput};
 use crate::store::coupons::{self as store, Applied, AppliedFilter, Coupon};
 use crate::store::customers;
+use crate::tracking::TrackEvent;
 use crate::{Error, Result};
 
 pub fn routes() -> Router<ApiState> {
@@ -40,6 +41,10 @@ async fn create(
     let mut tx = state.pool.begin().await.map_err(Error::from)?;
     let coupon = save(&mut tx, org, None, &input).await?;
     tx.commit().await.map_err(Error::from)?;
+    state.tracker.track(org, || TrackEvent::CouponCreated {
+        coupon_code: coupon.row.code.clone(),
+        coupon_name: coupon.row.name.clone(),
+    });
     Ok(Json(CouponEnvelope { coupon: render(&coupon) }))
 }
 
@@ -205,6 +210,11 @@ async fn apply(
     }
     let applied = store::apply(&mut tx, org, coupon.id, customer.id, &terms).await?;
     tx.commit().await.map_err(Error::from)?;
+    state.tracker.track(org, || TrackEvent::AppliedCouponCreated {
+        customer_id: customer.id,
+        coupon_code: coupon.code.clone(),
+        coupon_name: coupon.name.clone(),
+    });
     Ok(Json(AppliedCouponEnvelope { applied_coupon: render_applied(&applied) }))
 }
 

@@ -16,6 +16,7 @@ use schemas::{ApiError, OrgId};
 use super::ApiState;
 use crate::domain::customer as domain;
 use crate::store::customers::{self as store, Customer};
+use crate::tracking::TrackEvent;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -36,10 +37,17 @@ async fn upsert(
         _ => return Err(schemas::error::field_error("external_id", "value_is_mandatory").into()),
     };
     let tax_codes = std::mem::take(&mut input.tax_codes).value();
-    let customer = store::upsert(&state.pool, org, &external_id, tax_codes.as_deref(), move |current| {
+    let mut created = false;
+    let customer = store::upsert(&state.pool, org, &external_id, tax_codes.as_deref(), |current| {
+        created = current.is_none();
         Ok(domain::upsert(current, input)?)
     })
     .await?;
+    if created {
+        state
+            .tracker
+            .track(org, || TrackEvent::CustomerCreated { customer_id: customer.id, created_at: customer.created_at });
+    }
     Ok(Json(CustomerEnvelope { customer: render(&customer) }))
 }
 
@@ -63,6 +71,9 @@ async fn destroy(
     crate::store::subscriptions::terminate_all_of_customer(&mut tx, org, customer.id).await?;
     crate::store::coupons::terminate_all_of_customer(&mut tx, org, customer.id).await?;
     tx.commit().await.map_err(crate::Error::from)?;
+    state
+        .tracker
+        .track(org, || TrackEvent::CustomerDeleted { customer_id: customer.id, deleted_at: chrono::Utc::now() });
     Ok(Json(CustomerEnvelope { customer: render(&customer) }))
 }
 

@@ -20,6 +20,7 @@ use super::ApiState;
 use crate::Error;
 use crate::invoicer::{self, FeeDraft};
 use crate::store::invoices::{self as store, FeeRow, FeeTaxRow, Invoice, ListFilter};
+use crate::tracking::TrackEvent;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -149,12 +150,16 @@ async fn update(
     }
     let mut tx = state.pool.begin().await.map_err(Error::from)?;
     let status = store::status(&mut tx, org, id).await?.ok_or(ApiError::NotFound(ROOT))?;
+    let mut changed_payment_status = None;
     if let Some(payment_status) = payment_status {
         let current = store::get(&mut tx, org, id).await?.ok_or(ApiError::NotFound(ROOT))?.row.payment_status;
         if status == "draft" && current != payment_status {
             return Err(ApiError::NotAllowed("payment_status_update_on_draft_invoice"));
         }
         store::set_payment_status(&mut tx, org, id, &payment_status).await?;
+        if current != payment_status {
+            changed_payment_status = Some(payment_status);
+        }
     }
     if let Some(items) = metadata {
         store::set_metadata(&mut tx, org, id, &items).await?;
@@ -162,6 +167,9 @@ async fn update(
     let invoice = store::get(&mut tx, org, id).await?.ok_or(ApiError::NotFound(ROOT))?;
     let object = render(&mut tx, org, &invoice).await?;
     tx.commit().await.map_err(Error::from)?;
+    if let Some(payment_status) = changed_payment_status {
+        state.tracker.track(org, || TrackEvent::PaymentStatusChanged { invoice_id: id, payment_status });
+    }
     Ok(Json(InvoiceEnvelope { invoice: object }))
 }
 
@@ -181,6 +189,9 @@ async fn finalize(
     let invoice = store::get(&mut tx, org, id).await?.ok_or(ApiError::NotFound(ROOT))?;
     let object = render(&mut tx, org, &invoice).await?;
     tx.commit().await.map_err(Error::from)?;
+    state
+        .tracker
+        .track(org, || TrackEvent::InvoiceCreated { invoice_id: id, invoice_type: invoice.row.invoice_type.clone() });
     Ok(Json(InvoiceEnvelope { invoice: object }))
 }
 

@@ -2,6 +2,7 @@
 //! render; every failure is an `ApiError` in Lago's shape. Authentication happens before (the `OrgId` extension).
 
 mod add_ons;
+mod analytics;
 mod billable_metrics;
 mod coupons;
 mod credit_notes;
@@ -28,13 +29,16 @@ use axum::Router;
 use sqlx::PgPool;
 
 use crate::clock::Clock;
+use crate::tracking::Tracker;
 
-/// What the billing handlers need: the database, the event store usage is read from, and the time.
+/// What the billing handlers need: the database, the event store usage is read from, the time, and where usage
+/// tracking goes (empty when it is off).
 #[derive(Clone)]
 pub struct ApiState {
     pub pool: PgPool,
     pub events: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
+    pub tracker: Tracker,
 }
 
 /// Every billing route, under `/api/v1`.
@@ -56,4 +60,5 @@ pub fn routes() -> Router<ApiState> {
         .merge(credit_notes::routes())
         .merge(fees::routes())
         .merge(webhooks::routes())
+        .merge(analytics::routes())
 }

@@ -20,6 +20,7 @@ use crate::domain::charge::{self, ChargeAttrs};
 use crate::domain::plan::{self as domain, PlanInput};
 use crate::store::plans::{self as store, Plan};
 use crate::store::taxes;
+use crate::tracking::{PlanFacts, TrackEvent};
 use crate::{Error, Result};
 
 pub fn routes() -> Router<ApiState> {
@@ -46,6 +47,7 @@ async fn create(
     let mut tx = state.pool.begin().await.map_err(Error::from)?;
     let plan = save(&mut tx, org, None, None, &input).await?;
     tx.commit().await.map_err(Error::from)?;
+    state.tracker.track(org, || TrackEvent::PlanCreated(facts(&plan)));
     Ok(Json(PlanEnvelope { plan: render(&plan) }))
 }
 
@@ -160,6 +162,19 @@ pub(super) async fn save(
     store::load(conn, org, vec![row]).await?.pop().ok_or(Error::NotFound("plan"))
 }
 
+/// What usage tracking reports of a plan: its shape, not its prices.
+fn facts(plan: &Plan) -> PlanFacts {
+    use rust_decimal::prelude::ToPrimitive;
+    PlanFacts {
+        code: plan.row.code.clone(),
+        name: plan.row.name.clone(),
+        interval: plan.row.interval.clone(),
+        pay_in_advance: plan.row.pay_in_advance,
+        trial_period: plan.row.trial_period.and_then(|t| t.to_f64()),
+        charge_models: plan.charges.iter().map(|c| c.attrs.charge_model.clone()).collect(),
+    }
+}
+
 async fn show(
     State(state): State<ApiState>,
     Extension(OrgId(org)): Extension<OrgId>,
@@ -179,6 +194,7 @@ async fn destroy(
     let plan = store::load(&mut tx, org, vec![row]).await?.pop().ok_or(ApiError::NotFound(ROOT))?;
     store::delete(&mut tx, org, plan.row.id).await?;
     tx.commit().await.map_err(Error::from)?;
+    state.tracker.track(org, || TrackEvent::PlanDeleted(facts(&plan)));
     // Lago answers before its deletion job runs, so the plan it returns is marked pending deletion.
     Ok(Json(PlanEnvelope { plan: PlanObject { pending_deletion: true, ..render(&plan) } }))
 }

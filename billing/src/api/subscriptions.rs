@@ -21,6 +21,7 @@ use crate::domain::subscription::{self as domain, PlanChange};
 use crate::store::customers;
 use crate::store::plans::{self, Plan};
 use crate::store::subscriptions::{self as store, ListFilter, NewRow, Subscription};
+use crate::tracking::TrackEvent;
 use crate::{Error, Result};
 
 pub fn routes() -> Router<ApiState> {
@@ -65,9 +66,11 @@ async fn create(
     let new = domain::validate_new(&input, now)?;
     let external_customer_id = input.external_customer_id.clone().unwrap_or_default();
     // Lago creates the customer when the API names an unknown one.
+    let mut customer_created = false;
     let customer = match customers::find_in(&mut tx, org, &external_customer_id, false).await? {
         Some(c) => c,
         None => {
+            customer_created = true;
             customers::upsert_in(&mut tx, org, &external_customer_id, None, |_| {
                 let input = crate::domain::customer::CustomerInput {
                     external_id: Field::Value(external_customer_id.clone()),
@@ -95,8 +98,11 @@ async fn create(
     {
         return Err(schemas::error::field_error("external_id", "value_already_exist").into());
     }
+    // Lago's `subscription_type` of usage tracking; a pending subscription taking another plan is no new one.
+    let mut kind = None;
     let id = match current {
         None => {
+            kind = Some("create");
             let status = domain::initial_status(new.subscription_at, now, tz);
             store::insert(
                 &mut tx,
@@ -129,16 +135,37 @@ async fn create(
                 domain::yearly_amount_cents(&cur.plan_interval, cur.plan_amount_cents),
                 domain::yearly_amount_cents(&plan.row.interval, plan.row.amount_cents),
             );
+            kind = match change {
+                PlanChange::Same => None,
+                PlanChange::Upgrade => Some("upgrade"),
+                PlanChange::Downgrade => Some("downgrade"),
+            };
             change_plan(&mut tx, org, &cur, &plan, change, new.name.as_deref(), now, tz).await?
         }
     };
     let sub = store::get(&mut tx, org, id).await?;
     let object = render(&mut tx, org, &sub, true).await?;
     tx.commit().await.map_err(Error::from)?;
+    if customer_created {
+        state
+            .tracker
+            .track(org, || TrackEvent::CustomerCreated { customer_id: customer.id, created_at: customer.created_at });
+    }
+    if let Some(kind) = kind {
+        state.tracker.track(org, || TrackEvent::SubscriptionCreated {
+            customer_id: customer.id,
+            plan_code: plan.row.code.clone(),
+            plan_name: plan.row.name.clone(),
+            subscription_type: kind.to_owned(),
+            billing_time: sub.billing_time.clone(),
+            created_at: sub.created_at,
+        });
+    }
     // Lago bills at once what the change calls for: an upgraded subscription's last period, and the first period
     // of a plan paid in advance.
     let changed: Vec<uuid::Uuid> = sub.previous_subscription_id.into_iter().chain(std::iter::once(sub.id)).collect();
-    crate::invoicer::bill_changes(&state.pool, state.events.as_ref(), org, &changed, state.clock.now()).await;
+    crate::invoicer::bill_changes(&state.pool, state.events.as_ref(), &state.tracker, org, &changed, state.clock.now())
+        .await;
     Ok(Json(SubscriptionEnvelope { subscription: object }))
 }
 
@@ -317,7 +344,15 @@ async fn terminate(
     if !pending {
         // Lago bills the last period at once. The termination is committed first; if this invoice fails, the
         // billing clock issues it on its next tick (it looks for terminated subscriptions without one).
-        crate::invoicer::bill_changes(&state.pool, state.events.as_ref(), org, &[sub.id], state.clock.now()).await;
+        crate::invoicer::bill_changes(
+            &state.pool,
+            state.events.as_ref(),
+            &state.tracker,
+            org,
+            &[sub.id],
+            state.clock.now(),
+        )
+        .await;
     }
     Ok(Json(SubscriptionEnvelope { subscription: object }))
 }

@@ -1,6 +1,7 @@
 //! Pure business rules: no I/O, no sqlx, no axum. Adapters load state, call these functions and store the result.
 
 pub mod add_on;
+pub mod analytics;
 pub mod billable_metric;
 pub mod charge;
 pub mod charge_models;

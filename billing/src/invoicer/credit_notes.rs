@@ -13,6 +13,7 @@ use crate::Result;
 use crate::domain::credit_note::{self, TerminatedPeriod};
 use crate::domain::periods::local_date;
 use crate::store::subscriptions;
+use crate::tracking::{TrackEvent, Tracker};
 
 /// The subscription fee a termination may credit: the fee of a finalized invoice whose period holds the termination.
 #[derive(sqlx::FromRow)]
@@ -28,7 +29,7 @@ struct PaidFee {
 }
 
 /// Issues the termination credit note of subscription `id` if one is due and none exists; returns its id.
-pub async fn issue_for_termination(pool: &PgPool, org: Uuid, id: Uuid) -> Result<Option<Uuid>> {
+pub async fn issue_for_termination(pool: &PgPool, tracker: &Tracker, org: Uuid, id: Uuid) -> Result<Option<Uuid>> {
     let mut tx = pool.begin().await?;
     let sub = subscriptions::get(&mut tx, org, id).await?;
     let Some(terminated_at) = sub.terminated_at.filter(|_| sub.status == "terminated") else { return Ok(None) };
@@ -150,12 +151,17 @@ pub async fn issue_for_termination(pool: &PgPool, org: Uuid, id: Uuid) -> Result
     }
     tx.commit().await?;
     ::metrics::counter!("billstream_credit_notes_total").increment(1);
+    tracker.track(org, || TrackEvent::CreditNoteIssued {
+        credit_note_id: note,
+        invoice_id: fee.invoice_id,
+        credit_note_method: if credit > 0 { "credit" } else { "offset" }.into(),
+    });
     Ok(Some(note))
 }
 
 /// Termination credit notes missing for subscriptions on plans paid in advance terminated in the last week (a
 /// termination by `ending_at`, or one whose note failed at the API).
-pub async fn issue_missing(pool: &PgPool, now: DateTime<Utc>) -> Result<usize> {
+pub async fn issue_missing(pool: &PgPool, tracker: &Tracker, now: DateTime<Utc>) -> Result<usize> {
     let missing: Vec<(Uuid, Uuid)> = sqlx::query_as(
         "SELECT s.organization_id, s.id FROM subscriptions s JOIN plans p ON p.id = s.plan_id
          WHERE s.status = 'terminated' AND p.pay_in_advance AND s.terminated_at > $1 - interval '7 days'
@@ -168,7 +174,7 @@ pub async fn issue_missing(pool: &PgPool, now: DateTime<Utc>) -> Result<usize> {
     .await?;
     let mut issued = 0;
     for (org, sub) in missing {
-        if issue_for_termination(pool, org, sub).await?.is_some() {
+        if issue_for_termination(pool, tracker, org, sub).await?.is_some() {
             issued += 1;
         }
     }

@@ -20,6 +20,7 @@ use crate::domain::charge_models::Usage;
 use crate::store::billable_metrics::Metric;
 use crate::store::plans::Charge;
 use crate::store::subscriptions;
+use crate::tracking::Tracker;
 use crate::{Error, Result};
 
 /// The fee of one event on a charge paid in advance: `delta` units for `amount` (in the currency's units), in the
@@ -217,7 +218,12 @@ const DRAIN_ROWS: i64 = 10_000;
 /// The queue rows are taken with SKIP LOCKED and deleted in the same transaction once their subscription is
 /// billed, so several workers share the queue and a crash leaves the rows for the next pass. A subscription another
 /// worker is billing (its advisory lock is taken) or whose billing fails keeps its rows for a later pass.
-pub async fn drain(pool: &sqlx::PgPool, events: &dyn EventStore, now: DateTime<Utc>) -> Result<usize> {
+pub async fn drain(
+    pool: &sqlx::PgPool,
+    events: &dyn EventStore,
+    tracker: &Tracker,
+    now: DateTime<Utc>,
+) -> Result<usize> {
     let mut tx = pool.begin().await?;
     let rows: Vec<(i64, uuid::Uuid, DateTime<Utc>)> = sqlx::query_as(
         "SELECT id, subscription_id, first_event_at FROM in_advance_queue ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
@@ -244,7 +250,7 @@ pub async fn drain(pool: &sqlx::PgPool, events: &dyn EventStore, now: DateTime<U
         if !locked {
             continue;
         }
-        match bill_queued(pool, events, sub, since, now).await {
+        match bill_queued(pool, events, tracker, sub, since, now).await {
             Ok(n) => {
                 issued += n;
                 done.extend(ids);
@@ -268,6 +274,7 @@ const MAX_PERIODS_BACK: usize = 36;
 async fn bill_queued(
     pool: &sqlx::PgPool,
     events: &dyn EventStore,
+    tracker: &Tracker,
     sub: uuid::Uuid,
     since: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -297,7 +304,7 @@ async fn bill_queued(
     let skip = starts.len().saturating_sub(MAX_PERIODS_BACK);
     let mut issued = 0;
     for at in &starts[skip..] {
-        issued += bill_subscription_events(pool, events, &ctx, *at).await?;
+        issued += bill_subscription_events(pool, events, tracker, &ctx, *at).await?;
     }
     Ok(issued)
 }
@@ -307,11 +314,12 @@ async fn bill_queued(
 pub async fn run(
     pool: sqlx::PgPool,
     events: std::sync::Arc<dyn EventStore>,
+    tracker: Tracker,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
     every: std::time::Duration,
 ) {
     loop {
-        match drain(&pool, events.as_ref(), clock.now()).await {
+        match drain(&pool, events.as_ref(), &tracker, clock.now()).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(invoices = n, "billed events paid in advance"),
             Err(e) => tracing::warn!(error = %e, "billing events paid in advance failed; retrying"),
@@ -324,6 +332,7 @@ pub async fn run(
 async fn bill_subscription_events(
     pool: &sqlx::PgPool,
     events: &dyn EventStore,
+    tracker: &Tracker,
     ctx: &Context,
     at: DateTime<Utc>,
 ) -> Result<usize> {
@@ -454,5 +463,5 @@ async fn bill_subscription_events(
         crate::store::fees::insert_standalone(&mut tx, &new_standalone).await?;
         tx.commit().await?;
     }
-    Ok(super::writer::write(pool, batch).await?.invoices.len())
+    Ok(super::writer::write(pool, tracker, batch).await?.invoices.len())
 }

@@ -35,6 +35,7 @@ use crate::store::organizations::{self, OrganizationSettings};
 use crate::store::plans::{self, Plan};
 use crate::store::subscriptions::{self, Subscription};
 use crate::store::taxes::Tax;
+use crate::tracking::Tracker;
 use crate::{Error, Result};
 
 pub use usage::FeeDraft;
@@ -340,7 +341,12 @@ pub struct RunReport {
 const BATCH: usize = 2000;
 
 /// Bills every subscription due at `now` and every terminated subscription whose final invoice is missing.
-pub async fn run_due(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>) -> Result<RunReport> {
+pub async fn run_due(
+    pool: &PgPool,
+    events: &dyn EventStore,
+    tracker: &Tracker,
+    now: DateTime<Utc>,
+) -> Result<RunReport> {
     let started = std::time::Instant::now();
     let mut conn = pool.acquire().await?;
     let subs = subscriptions::billable(&mut conn, now).await?;
@@ -388,7 +394,7 @@ pub async fn run_due(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>)
             })
             .collect();
         let size = batch.len();
-        let written = match writer::write(pool, batch).await {
+        let written = match writer::write(pool, tracker, batch).await {
             Ok(w) => w,
             Err(e) => {
                 // The batch's transaction rolled back whole; the next run bills it again.
@@ -426,6 +432,7 @@ pub enum Issued {
 pub async fn issue(
     pool: &PgPool,
     events: &dyn EventStore,
+    tracker: &Tracker,
     org: Uuid,
     subscription: Uuid,
     reason: Reason,
@@ -454,6 +461,7 @@ pub async fn issue(
     }
     let written = writer::write(
         pool,
+        tracker,
         vec![writer::Pending { ctx, reason: *reason, boundaries: *b, fees, event_transaction_id: None }],
     )
     .await?;
@@ -472,6 +480,7 @@ pub async fn issue(
 pub async fn bill_changes(
     pool: &PgPool,
     events: &dyn EventStore,
+    tracker: &Tracker,
     org: Uuid,
     subscriptions: &[Uuid],
     at: DateTime<Utc>,
@@ -504,11 +513,11 @@ pub async fn bill_changes(
         drop(conn);
         if reason == Reason::Terminating {
             // The unused part of a period paid in advance comes back first, so the final invoice can use it.
-            if let Err(e) = credit_notes::issue_for_termination(pool, org, id).await {
+            if let Err(e) = credit_notes::issue_for_termination(pool, tracker, org, id).await {
                 tracing::warn!(subscription_id = %id, error = %e, "credit note deferred to the billing clock");
             }
         }
-        if let Err(e) = issue(pool, events, org, id, reason, at).await {
+        if let Err(e) = issue(pool, events, tracker, org, id, reason, at).await {
             tracing::warn!(subscription_id = %id, error = %e, "invoice deferred to the billing clock");
         }
     }
@@ -516,7 +525,12 @@ pub async fn bill_changes(
 
 /// Starting invoices missing for active subscriptions on plans paid in advance that started in the last week (a
 /// downgrade or a pending subscription that began, an upgrade whose invoice failed).
-pub async fn issue_missing_starts(pool: &PgPool, events: &dyn EventStore, now: DateTime<Utc>) -> Result<usize> {
+pub async fn issue_missing_starts(
+    pool: &PgPool,
+    events: &dyn EventStore,
+    tracker: &Tracker,
+    now: DateTime<Utc>,
+) -> Result<usize> {
     let missing: Vec<(Uuid, Uuid)> = sqlx::query_as(
         "SELECT s.organization_id, s.id FROM subscriptions s JOIN plans p ON p.id = s.plan_id
          WHERE s.status = 'active' AND p.pay_in_advance AND s.started_at > $1 - interval '7 days' AND s.started_at <= $1
@@ -528,7 +542,7 @@ pub async fn issue_missing_starts(pool: &PgPool, events: &dyn EventStore, now: D
     .await?;
     let mut issued = 0;
     for (org, sub) in missing {
-        if let Issued::Invoice(_) = issue(pool, events, org, sub, Reason::Starting, now).await? {
+        if let Issued::Invoice(_) = issue(pool, events, tracker, org, sub, Reason::Starting, now).await? {
             issued += 1;
         }
     }

@@ -25,6 +25,7 @@ use crate::Result;
 use crate::domain::invoice_totals::{AppliedCoupon, CouponLimit, CouponValue, Frequency};
 use crate::domain::invoicing::{self, Boundaries, DraftFee, Numbering, Reason};
 use crate::store::invoice_rows::{MAX_BINDS, NewInvoice, Rows};
+use crate::tracking::{TrackEvent, Tracker};
 
 /// One invoice to write.
 pub struct Pending<'a> {
@@ -36,14 +37,17 @@ pub struct Pending<'a> {
     pub event_transaction_id: Option<String>,
 }
 
-/// What a batch wrote: the new invoices (in the batch's order), and how many periods were billed already.
+/// What a batch wrote: the new invoices (subscription, invoice; in the batch's order), those of them finalized
+/// (organization, invoice), and how many periods were billed already.
 #[derive(Debug, Default)]
 pub struct Written {
     pub invoices: Vec<(Uuid, Uuid)>,
+    pub finalized: Vec<(Uuid, Uuid)>,
     pub already_billed: usize,
 }
 
-pub async fn write(pool: &PgPool, batch: Vec<Pending<'_>>) -> Result<Written> {
+/// Writes `batch` in one transaction and, once committed, reports the finalized invoices to usage tracking.
+pub async fn write(pool: &PgPool, tracker: &Tracker, batch: Vec<Pending<'_>>) -> Result<Written> {
     if batch.is_empty() {
         return Ok(Written::default());
     }
@@ -52,6 +56,9 @@ pub async fn write(pool: &PgPool, batch: Vec<Pending<'_>>) -> Result<Written> {
     let written = write_in(&mut tx, batch, ids).await?;
     crate::webhooks::invoices_issued(&mut tx, &written.invoices.iter().map(|(_, id)| *id).collect::<Vec<_>>()).await?;
     tx.commit().await?;
+    for &(org, invoice_id) in &written.finalized {
+        tracker.track(org, || TrackEvent::InvoiceCreated { invoice_id, invoice_type: "subscription".into() });
+    }
     Ok(written)
 }
 
@@ -137,6 +144,9 @@ pub async fn write_in(tx: &mut PgConnection, batch: Vec<Pending<'_>>, ids: Vec<U
         let new_fees = fees.iter().map(|f| f.to_new(ctx.sub.id)).collect();
         rows.push(invoice, new_fees, &computed, p.event_transaction_id.as_deref());
         written.invoices.push((ctx.sub.id, id));
+        if status == "finalized" {
+            written.finalized.push((ctx.sub.organization_id, id));
+        }
     }
     rows.insert(&mut *tx).await?;
     // Available credit notes pay what is left after taxes (Lago leaves drafts alone until they are finalized).

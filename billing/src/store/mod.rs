@@ -1,5 +1,6 @@
 //! Postgres repositories. Every function that reads or writes tenant data takes the organization and filters on it.
 
+pub mod analytics;
 pub mod billable_metrics;
 pub mod credit_notes;
 pub mod fees;

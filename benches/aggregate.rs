@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use aggregate::clickhouse_store::ClickHouseStore;
 use aggregate::jobs::{JobSpec, SubscriptionTotal, prepare, run, scan, totals};
 use aggregate::postgres::PgEventStore;
-use aggregate::semantics::{AggregationType, MetricSpec, Window};
+use aggregate::semantics::{AggregationType, MetricSpec, Window, ceil_to_second};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
@@ -103,13 +103,21 @@ async fn clickhouse_totals(http: &reqwest::Client, url: &str, kind: AggregationT
     let from = t(FROM).timestamp_micros();
     let to = window().to.timestamp_micros() + 1;
     let list: Vec<String> = (0..subs).map(|s| format!("'sub_{s}'")).collect();
+    // A weighted sum: each change times the time left to the end of the window (as the job computes it), divided
+    // by the period below.
+    let end = ceil_to_second(window().to).timestamp_micros();
+    let weighted = format!("sum(v * toDecimal128({end} - timestamp_us, 0))");
     let (select, value) = match kind {
         AggregationType::Count => ("count()", "toInt64(0)"),
+        AggregationType::WeightedSum => {
+            (weighted.as_str(), "toDecimal128(visitParamExtractString(properties, 'gb'), 9)")
+        }
         _ => ("sum(v)", "toDecimal128(visitParamExtractString(properties, 'gb'), 9)"),
     };
+    let period = Decimal::from(i64::from(window().duration_days) * 86_400_000_000);
     let sql = format!(
         "SELECT external_subscription_id, {select}, count() FROM
-           (SELECT external_subscription_id, {value} AS v FROM events_enriched
+           (SELECT external_subscription_id, timestamp_us, {value} AS v FROM events_enriched
             WHERE organization_id = '{org}' AND code = 'storage' AND timestamp_us >= {from} AND timestamp_us < {to}
               AND external_subscription_id IN ({list})
             ORDER BY ingested_us LIMIT 1 BY external_subscription_id, transaction_id)
@@ -120,15 +128,22 @@ async fn clickhouse_totals(http: &reqwest::Client, url: &str, kind: AggregationT
     let body = clickhouse_sql(http, url, &sql).await;
     body.lines().fold((Decimal::ZERO, 0), |(u, n), line| {
         let cols: Vec<&str> = line.split('\t').collect();
-        (u + cols[1].parse::<Decimal>().unwrap_or_default(), n + cols[2].parse::<u64>().unwrap_or_default())
+        let units = cols[1].parse::<Decimal>().unwrap_or_default();
+        let units = if kind == AggregationType::WeightedSum { units / period } else { units };
+        (u + units, n + cols[2].parse::<u64>().unwrap_or_default())
     })
 }
 
 async fn postgres_totals(pool: &sqlx::PgPool, kind: AggregationType, subs: &[String]) -> (Decimal, u64) {
+    let end = ceil_to_second(window().to).timestamp_micros();
+    let weighted =
+        format!(r#"SUM((properties->>'gb')::numeric * ({end} - (extract(epoch FROM "timestamp") * 1000000)::bigint))"#);
     let select = match kind {
         AggregationType::Count => "count(*)::numeric",
+        AggregationType::WeightedSum => weighted.as_str(),
         _ => "SUM((properties->>'gb')::numeric)",
     };
+    let period = Decimal::from(i64::from(window().duration_days) * 86_400_000_000);
     let rows: Vec<(String, Option<Decimal>, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         r#"SELECT external_subscription_id, {select}, count(*)
            FROM events
@@ -145,7 +160,11 @@ async fn postgres_totals(pool: &sqlx::PgPool, kind: AggregationType, subs: &[Str
     .fetch_all(pool)
     .await
     .expect("reference query");
-    rows.iter().fold((Decimal::ZERO, 0), |(u, n), r| (u + r.1.unwrap_or_default(), n + r.2 as u64))
+    rows.iter().fold((Decimal::ZERO, 0), |(u, n), r| {
+        let units = r.1.unwrap_or_default();
+        let units = if kind == AggregationType::WeightedSum { units / period } else { units };
+        (u + units, n + r.2 as u64)
+    })
 }
 
 fn main() {
@@ -156,7 +175,11 @@ fn main() {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!("aggregation benchmark: {cores} cores, best of {reps}");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    let kinds = [("sum", AggregationType::Sum), ("count", AggregationType::Count)];
+    let kinds = [
+        ("sum", AggregationType::Sum),
+        ("count", AggregationType::Count),
+        ("weighted_sum", AggregationType::WeightedSum),
+    ];
     let mut lines = Vec::new();
     let mut ratios = Vec::new();
     let org = Uuid::from_u128(ORG);
@@ -227,21 +250,7 @@ fn main() {
             .push((format!("clickhouse {name}: job / ClickHouse SQL time"), ours.as_secs_f64() / theirs.as_secs_f64()));
         ratios.push((format!("in-memory {name}: events/s per core"), rate(ch_events, memory) / cores as f64));
     }
-    // A weighted sum (window functions over the time-ordered rows): 18.16 has no window functions to compare with,
-    // so the job and its in-memory part alone.
-    let j = job(AggregationType::WeightedSum, subs);
-    let (ours, _) = best(reps, || runtime.block_on(run(&store, &j)).expect("job"));
-    let scanned = runtime.block_on(scan(&store, &j)).expect("scan");
-    let prepared = prepare(&j, &scanned).expect("prepare");
-    let (memory, _) = best(reps, || runtime.block_on(totals(&j, prepared.clone())).expect("totals"));
-    lines.push(Line { what: "clickhouse weighted_sum: job".into(), events: ch_events, time: ours });
-    lines.push(Line {
-        what: format!("clickhouse weighted_sum:   DataFusion query in memory ({cores} cores)"),
-        events: ch_events,
-        time: memory,
-    });
-    ratios.push(("in-memory weighted_sum: events/s per core".into(), rate(ch_events, memory) / cores as f64));
-    drop((store, scanned, prepared));
+    drop(store);
 
     // Postgres: 1M events inserted by the server.
     let db = testkit::TestPostgres::shared().database();

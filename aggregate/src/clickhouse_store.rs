@@ -135,15 +135,34 @@ struct ScanRow<'a> {
     ingested_us: i64,
     #[serde(borrow)]
     props: Vec<Option<&'a str>>,
+    /// The whole properties when they nest an object or an array ([`NESTED_PROPERTIES`]), else empty.
+    nested: &'a str,
 }
 
 /// A property's text as Postgres' `->>` gives it, from the JSON string (18.16 has no `JSONExtract*`): a string's
 /// unescaped value, a number's or boolean's literal as sent, null when missing or JSON null. `visitParam*` reads the
-/// first `"key":` at any depth, so a nested object with the same key before the top-level one would be read instead;
-/// events with such properties are rare, and the sink's `value` and `group_key` columns are the place to fix that.
+/// first `"key":` at any depth, which is the top-level one only when nothing nests: properties that nest an object
+/// or an array come whole instead ([`NESTED_PROPERTIES`]) and are read in Rust ([`top_level_text`]).
 const PROPERTY_TEXT: &str = "if(substring(visitParamExtractRaw(properties, ?), 1, 1) = '\"', \
      toNullable(visitParamExtractString(properties, ?)), \
      nullIf(nullIf(visitParamExtractRaw(properties, ?), ''), 'null'))";
+
+/// The properties, when a `{` after the first character or a `[` shows they may nest (a brace inside a string
+/// value sends them too, harmlessly); else `''`.
+const NESTED_PROPERTIES: &str =
+    "if(position(substring(properties, 2), '{') > 0 OR position(properties, '[') > 0, properties, '')";
+
+/// A top-level property's text as Postgres' `->>` gives it (see [`PROPERTY_TEXT`]); a repeated key's last value
+/// counts, as in `jsonb`.
+fn top_level_text(properties: &str, key: &str) -> Option<String> {
+    let map: HashMap<String, &serde_json::value::RawValue> = serde_json::from_str(properties).ok()?;
+    let raw = map.get(key)?.get();
+    match raw.as_bytes().first() {
+        Some(b'"') => serde_json::from_str::<String>(raw).ok(),
+        _ if raw == "null" => None,
+        _ => Some(raw.to_owned()),
+    }
+}
 
 #[derive(Debug, Row, Deserialize)]
 struct IdentityRow {
@@ -412,9 +431,9 @@ impl ClickHouseStore {
         let pick = |wanted: bool, column: &str, empty: &str| if wanted { column.to_owned() } else { empty.to_owned() };
         // The inner query carries through its sort only the identity, the order and the wanted values.
         let mut sql = format!(
-            "SELECT {org} AS o_, {sub} AS s_, {code} AS c_, {tx} AS x_, t_, {ing} AS i_, p_
+            "SELECT {org} AS o_, {sub} AS s_, {code} AS c_, {tx} AS x_, t_, {ing} AS i_, p_, n_
              FROM (SELECT external_subscription_id, transaction_id, ingested_us, {org_inner} AS o_,
-                          {code_inner} AS c_, {ts} AS t_, {props} AS p_
+                          {code_inner} AS c_, {ts} AS t_, {props} AS p_, {nested} AS n_
                    FROM events_enriched
                    WHERE organization_id = ? AND timestamp_us >= ? AND timestamp_us < ?",
             org = pick(wants(ScanColumn::OrganizationId), "o_", "''"),
@@ -425,6 +444,7 @@ impl ClickHouseStore {
             org_inner = pick(wants(ScanColumn::OrganizationId), "organization_id", "''"),
             code_inner = pick(wants(ScanColumn::Code), "code", "''"),
             ts = pick(wants(ScanColumn::Timestamp), "timestamp_us", "toInt64(0)"),
+            nested = if keys.is_empty() { "''" } else { NESTED_PROPERTIES },
         );
         if !f.external_subscription_ids.is_empty() {
             sql.push_str(" AND external_subscription_id IN (SELECT arrayJoin(?))");
@@ -458,8 +478,12 @@ impl ClickHouseStore {
                     ScanColumn::TransactionId => out.text(i, Some(r.transaction_id)),
                     ScanColumn::Timestamp => out.int(i, r.timestamp_us),
                     ScanColumn::IngestedAt => out.int(i, r.ingested_us),
-                    ScanColumn::Property(_) => {
-                        out.text(i, r.props.get(p).copied().flatten());
+                    ScanColumn::Property(key) => {
+                        if r.nested.is_empty() {
+                            out.text(i, r.props.get(p).copied().flatten());
+                        } else {
+                            out.text(i, top_level_text(r.nested, key).as_deref());
+                        }
                         p += 1;
                     }
                 }
@@ -581,5 +605,19 @@ mod tests {
         assert_eq!(scaled("-0.000000001".parse().unwrap()), Some(-1));
         assert_eq!(scaled("0.0000000004".parse().unwrap()), Some(0));
         assert_eq!(scaled("123456789012345678.123456789".parse().unwrap()), Some(123_456_789_012_345_678_123_456_789));
+    }
+
+    #[test]
+    fn nested_properties_are_read_at_the_top_level_only() {
+        let p =
+            r#"{"meta": {"gb": "999"}, "gb": "1.50", "n": 2.50, "ok": true, "none": null, "esc": "a\"b", "l": [1]}"#;
+        assert_eq!(top_level_text(p, "gb").as_deref(), Some("1.50"));
+        assert_eq!(top_level_text(p, "n").as_deref(), Some("2.50"), "a number's literal as sent");
+        assert_eq!(top_level_text(p, "ok").as_deref(), Some("true"));
+        assert_eq!(top_level_text(p, "none"), None);
+        assert_eq!(top_level_text(p, "esc").as_deref(), Some("a\"b"));
+        assert_eq!(top_level_text(p, "l").as_deref(), Some("[1]"));
+        assert_eq!(top_level_text(r#"{"meta": {"gb": "999"}}"#, "gb"), None, "a nested key is no property");
+        assert_eq!(top_level_text(r#"{"gb": "1", "gb": "2"}"#, "gb").as_deref(), Some("2"), "the last, as jsonb");
     }
 }

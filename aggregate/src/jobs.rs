@@ -6,9 +6,10 @@
 //! filters and groups need, so the store returns narrow Arrow batches (already deduplicated on the identity). Each
 //! row is then given its charge filter bucket and pricing group with the same rules as the reference semantics,
 //! and its `value` as `Decimal128(38, 9)` (null when it is not a plain decimal, so such events are skipped as Lago
-//! does). The totals are one SQL query over those batches. Weighted sums run as window functions over the
-//! time-ordered rows, opening at the level carried over from before the window (recurring) plus any given level,
-//! and are divided by the period's length in rust_decimal.
+//! does). The totals are one SQL query over those batches. Weighted sums are the sum of each change times the time
+//! left to the end of the window (the same as each level times how long it held, without sorting the rows),
+//! opening at the level carried over from before the window (recurring) plus any given level, and are divided by
+//! the period's length in rust_decimal.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -355,14 +356,13 @@ fn sql(metric: &MetricSpec, end_micros: i64, single: bool) -> String {
              FROM (SELECT {by}, text, last_value(adds ORDER BY ts, ing) AS last_add FROM events GROUP BY {by}, text) v
              GROUP BY {by}"
         ),
-        // Each row holds its level (running sum of changes) until the next row or the end of the window.
+        // Each row's level (the running sum of changes) holds until the next row, so the sum of level × duration is
+        // the sum of each change × the time from it to the end of the window: Σᵢ (Σⱼ≤ᵢ vⱼ)(tᵢ₊₁ − tᵢ) = Σⱼ vⱼ (end − tⱼ).
+        // A plain aggregate then, exact in decimals, with no sort of the rows (rows at one instant weigh 0 between
+        // them, so their order never mattered).
         AggregationType::WeightedSum => format!(
-            "SELECT {by}, SUM(level * CAST(next_ts - ts AS DECIMAL(20, 0))) AS units, SUM(real) AS n
-             FROM (SELECT {by}, ts, real,
-                          SUM(value) OVER (PARTITION BY {by} ORDER BY ts, ing ROWS UNBOUNDED PRECEDING) AS level,
-                          LEAD(ts, 1, {end_micros}) OVER (PARTITION BY {by} ORDER BY ts, ing) AS next_ts
-                   FROM events WHERE value IS NOT NULL) w
-             GROUP BY {by}"
+            "SELECT {by}, SUM(value * CAST({end_micros} - ts AS DECIMAL(20, 0))) AS units, SUM(real) AS n
+             FROM events WHERE value IS NOT NULL GROUP BY {by}"
         ),
     };
     if single {

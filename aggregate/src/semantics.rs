@@ -288,7 +288,7 @@ fn weighted_sum(values: &[(&EventRow, Decimal)], window: &Window, initial_level:
 }
 
 /// `t` rounded up to a whole second: where Lago ends a weighted sum's last level.
-pub(crate) fn ceil_to_second(t: DateTime<Utc>) -> DateTime<Utc> {
+pub fn ceil_to_second(t: DateTime<Utc>) -> DateTime<Utc> {
     let whole = DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t);
     if whole == t { t } else { whole + chrono::Duration::seconds(1) }
 }

@@ -121,6 +121,11 @@ fn generate(seed: u64, n: usize, unique_items: bool) -> (Vec<Event>, Vec<Event>)
         if rng.below(3) > 0 {
             props.insert("agent".into(), json!(rng.pick(&["a", "b"])));
         }
+        // A nested object holding the same keys, sorted before them: only top-level properties count.
+        if rng.below(4) == 0 {
+            props
+                .insert("meta".into(), json!({"v": "999", "region": "zz", "agent": ["a"], "operation_type": "remove"}));
+        }
         let transaction_id = if i > 10 && rng.below(10) == 0 {
             sent[rng.below(sent.len() as u64) as usize].transaction_id.clone()
         } else {

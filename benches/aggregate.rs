@@ -68,7 +68,9 @@ fn rate(events: usize, d: Duration) -> f64 {
 
 /// Σ units and Σ counts of a job's totals, to check it against the database's own answer.
 fn sums(totals: &[SubscriptionTotal]) -> (Decimal, u64) {
-    totals.iter().fold((Decimal::ZERO, 0), |(u, n), t| (u + t.total.units, n + t.total.count))
+    // Rounded to 12 places first: a weighted sum's 28-digit quotients would otherwise round differently in the
+    // total depending on the order they are added in.
+    totals.iter().fold((Decimal::ZERO, 0), |(u, n), t| (u + t.total.units.round_dp(12), n + t.total.count))
 }
 
 struct Line {
@@ -106,18 +108,17 @@ async fn clickhouse_totals(http: &reqwest::Client, url: &str, kind: AggregationT
     // A weighted sum: each change times the time left to the end of the window (as the job computes it), divided
     // by the period below.
     let end = ceil_to_second(window().to).timestamp_micros();
-    let weighted = format!("sum(v * toDecimal128({end} - timestamp_us, 0))");
+    let weighted =
+        format!("toDecimal128(visitParamExtractString(properties, 'gb'), 9) * toDecimal128({end} - timestamp_us, 0)");
     let (select, value) = match kind {
         AggregationType::Count => ("count()", "toInt64(0)"),
-        AggregationType::WeightedSum => {
-            (weighted.as_str(), "toDecimal128(visitParamExtractString(properties, 'gb'), 9)")
-        }
+        AggregationType::WeightedSum => ("sum(v)", weighted.as_str()),
         _ => ("sum(v)", "toDecimal128(visitParamExtractString(properties, 'gb'), 9)"),
     };
     let period = Decimal::from(i64::from(window().duration_days) * 86_400_000_000);
     let sql = format!(
         "SELECT external_subscription_id, {select}, count() FROM
-           (SELECT external_subscription_id, timestamp_us, {value} AS v FROM events_enriched
+           (SELECT external_subscription_id, {value} AS v FROM events_enriched
             WHERE organization_id = '{org}' AND code = 'storage' AND timestamp_us >= {from} AND timestamp_us < {to}
               AND external_subscription_id IN ({list})
             ORDER BY ingested_us LIMIT 1 BY external_subscription_id, transaction_id)
@@ -129,7 +130,7 @@ async fn clickhouse_totals(http: &reqwest::Client, url: &str, kind: AggregationT
     body.lines().fold((Decimal::ZERO, 0), |(u, n), line| {
         let cols: Vec<&str> = line.split('\t').collect();
         let units = cols[1].parse::<Decimal>().unwrap_or_default();
-        let units = if kind == AggregationType::WeightedSum { units / period } else { units };
+        let units = if kind == AggregationType::WeightedSum { (units / period).round_dp(12) } else { units };
         (u + units, n + cols[2].parse::<u64>().unwrap_or_default())
     })
 }
@@ -162,7 +163,7 @@ async fn postgres_totals(pool: &sqlx::PgPool, kind: AggregationType, subs: &[Str
     .expect("reference query");
     rows.iter().fold((Decimal::ZERO, 0), |(u, n), r| {
         let units = r.1.unwrap_or_default();
-        let units = if kind == AggregationType::WeightedSum { units / period } else { units };
+        let units = if kind == AggregationType::WeightedSum { (units / period).round_dp(12) } else { units };
         (u + units, n + r.2 as u64)
     })
 }

@@ -191,6 +191,7 @@ pub fn prepare(job: &JobSpec, scanned: &[RecordBatch]) -> Result<Vec<RecordBatch
     let unique = job.metric.aggregation_type == AggregationType::UniqueCount;
     let weighted = job.metric.aggregation_type == AggregationType::WeightedSum;
     let from = job.window.from.timestamp_micros();
+    let end = ceil_to_second(job.window.to).timestamp_micros();
     let filters = FilterSet::new(&job.filters);
     let single = single_bucket(job);
     let mut opened: HashSet<(String, i64, String)> = HashSet::new();
@@ -254,18 +255,21 @@ pub fn prepare(job: &JobSpec, scanned: &[RecordBatch]) -> Result<Vec<RecordBatch
         let mut real = Int64Builder::with_capacity(rows);
         for i in 0..rows {
             let row = source(i);
+            // A weighted sum's change from before the window moves the opening level: it lands on the window's
+            // start and is not counted as an event of the period.
+            let before = weighted && ts.value(row) < from;
+            let at = if before { from } else { ts.value(row) };
             if numeric {
                 let v = field_text.filter(|c| c.is_valid(row)).and_then(|c| raw_value(c.value(row)));
+                // A weighted sum's row carries its change times the time left to the window's end (see `sql`).
+                let v = if weighted { v.map(|v| weigh(v, end - at)).transpose()? } else { v };
                 value.append_option(v);
             }
             if unique {
                 adds.append_value(op_text.filter(|c| c.is_valid(row)).is_none_or(|c| c.value(row) == "add"));
             }
-            // A weighted sum's change from before the window moves the opening level: it lands on the window's
-            // start and is not counted as an event of the period.
-            let before = weighted && ts.value(row) < from;
             if weighted {
-                moved_ts.append_value(if before { from } else { ts.value(row) });
+                moved_ts.append_value(at);
             }
             real.append_value(i64::from(!before));
         }
@@ -297,7 +301,8 @@ pub fn prepare(job: &JobSpec, scanned: &[RecordBatch]) -> Result<Vec<RecordBatch
         let n = opened.len();
         let mut value = Decimal128Builder::with_capacity(n);
         for (sub, _, _) in &opened {
-            value.append_option(to_raw(job.initial_levels.get(sub).copied().unwrap_or_default()));
+            let level = to_raw(job.initial_levels.get(sub).copied().unwrap_or_default());
+            value.append_option(level.map(|l| weigh(l, end - from)).transpose()?);
         }
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from_iter_values(opened.iter().map(|o| o.0.as_str()))),
@@ -323,6 +328,15 @@ pub fn prepare(job: &JobSpec, scanned: &[RecordBatch]) -> Result<Vec<RecordBatch
     Ok(out)
 }
 
+/// A weighted sum's change (raw, 10^-9 units) times the microseconds it holds to the window's end, as a raw
+/// `Decimal128(38, 9)`; beyond 38 digits the job fails rather than count a wrong total.
+fn weigh(change: i128, micros: i64) -> Result<i128, JobError> {
+    change
+        .checked_mul(i128::from(micros))
+        .filter(|w| w.unsigned_abs() < 10u128.pow(38))
+        .ok_or_else(|| JobError::Engine("a weighted sum exceeds 38 digits".into()))
+}
+
 /// The totals of `job` from prepared batches: the DataFusion query, then weighted sums divided by the period,
 /// rounding, and zero totals for buckets without events.
 pub async fn totals(job: &JobSpec, prepared: Vec<RecordBatch>) -> Result<Vec<SubscriptionTotal>, JobError> {
@@ -332,7 +346,7 @@ pub async fn totals(job: &JobSpec, prepared: Vec<RecordBatch>) -> Result<Vec<Sub
 
 /// The SQL computing (sub, bucket, grp, units, count) per type; `units` is a Decimal128 or an integer count. A job
 /// with a single bucket groups by subscription alone.
-fn sql(metric: &MetricSpec, end_micros: i64, single: bool) -> String {
+fn sql(metric: &MetricSpec, single: bool) -> String {
     let by = if single { "sub" } else { "sub, bucket, grp" };
     let inner = match metric.aggregation_type {
         AggregationType::Count => format!("SELECT {by}, COUNT(*) AS units, COUNT(*) AS n FROM events GROUP BY {by}"),
@@ -358,11 +372,10 @@ fn sql(metric: &MetricSpec, end_micros: i64, single: bool) -> String {
         ),
         // Each row's level (the running sum of changes) holds until the next row, so the sum of level × duration is
         // the sum of each change × the time from it to the end of the window: Σᵢ (Σⱼ≤ᵢ vⱼ)(tᵢ₊₁ − tᵢ) = Σⱼ vⱼ (end − tⱼ).
-        // A plain aggregate then, exact in decimals, with no sort of the rows (rows at one instant weigh 0 between
-        // them, so their order never mattered).
+        // `prepare` gives each row vⱼ (end − tⱼ), exact in integers, so this is a plain sum with no sort of the rows
+        // (rows at one instant weigh 0 between them, so their order never mattered).
         AggregationType::WeightedSum => format!(
-            "SELECT {by}, SUM(value * CAST({end_micros} - ts AS DECIMAL(20, 0))) AS units, SUM(real) AS n
-             FROM events WHERE value IS NOT NULL GROUP BY {by}"
+            "SELECT {by}, SUM(value) AS units, SUM(real) AS n FROM events WHERE value IS NOT NULL GROUP BY {by}"
         ),
     };
     if single {
@@ -391,8 +404,7 @@ async fn query(job: &JobSpec, prepared: Vec<RecordBatch>) -> Result<Vec<Row>, Jo
         partitions[i % parts].push(b);
     }
     ctx.register_table("events", Arc::new(MemTable::try_new(schema(), partitions)?))?;
-    let end = ceil_to_second(job.window.to).timestamp_micros();
-    let results = ctx.sql(&sql(&job.metric, end, single_bucket(job))).await?.collect().await?;
+    let results = ctx.sql(&sql(&job.metric, single_bucket(job))).await?.collect().await?;
     let mut rows = Vec::new();
     for b in results {
         let sub = column::<StringArray>(&b, 0)?;

@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 
+/// A plan's billing interval: the catalog's own, which MRR reads to spread a fee.
+pub use crate::domain::periods::Interval;
+
 /// The first day of `d`'s month.
 pub fn month_of(d: NaiveDate) -> NaiveDate {
     NaiveDate::from_ymd_opt(d.year(), d.month(), 1).unwrap_or(d)
@@ -68,29 +71,6 @@ impl MonthWindow {
             }
         }
         out
-    }
-}
-
-/// A plan's billing interval, as MRR treats it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interval {
-    Weekly,
-    Monthly,
-    Quarterly,
-    Semiannual,
-    Yearly,
-}
-
-impl Interval {
-    pub fn parse(s: &str) -> Option<Interval> {
-        match s {
-            "weekly" => Some(Interval::Weekly),
-            "monthly" => Some(Interval::Monthly),
-            "quarterly" => Some(Interval::Quarterly),
-            "semiannual" => Some(Interval::Semiannual),
-            "yearly" => Some(Interval::Yearly),
-            _ => None,
-        }
     }
 }
 

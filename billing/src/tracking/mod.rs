@@ -16,7 +16,7 @@ pub mod segment;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -66,7 +66,8 @@ pub struct Tracker {
 
 struct Inner {
     settings: Settings,
-    queue: Mutex<Bounded<Value>>,
+    /// Messages serialized once, when tracked: the batch is assembled from them as they are.
+    queue: Mutex<Bounded<Box<RawValue>>>,
     /// Woken when a batch is full, so a burst is sent before the interval ends.
     full: Notify,
     /// Held while a batch is out: a flush waits for the batch the background task is sending.
@@ -104,6 +105,13 @@ impl Tracker {
     pub fn track(&self, org: Uuid, event: impl FnOnce() -> TrackEvent) {
         let Some(inner) = &self.inner else { return };
         let message = inner.settings.sender.message(org, &event(), chrono::Utc::now());
+        let message = match serde_json::value::to_raw_value(&message) {
+            Ok(m) if m.get().len() <= segment::MAX_MESSAGE_BYTES => m,
+            _ => {
+                ::metrics::counter!(TRACKING_MESSAGES_TOTAL, "outcome" => "dropped_too_large").increment(1);
+                return;
+            }
+        };
         let (dropped, depth) = {
             let mut q = inner.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             (q.push(message), q.len())
@@ -143,7 +151,7 @@ async fn send_loop(inner: Weak<Inner>) {
 async fn send_queued(inner: &Inner) {
     let _sending = inner.sending.lock().await;
     loop {
-        let batch: Vec<Value> = {
+        let batch: Vec<Box<RawValue>> = {
             let mut q = inner.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let batch = q.take(segment::BATCH_MESSAGES);
             ::metrics::gauge!(TRACKING_QUEUE_DEPTH).set(q.len() as f64);
@@ -152,20 +160,11 @@ async fn send_queued(inner: &Inner) {
         if batch.is_empty() {
             return;
         }
-        let (batch, oversized): (Vec<Value>, Vec<Value>) =
-            batch.into_iter().partition(|m| m.to_string().len() <= segment::MAX_MESSAGE_BYTES);
-        if !oversized.is_empty() {
-            ::metrics::counter!(TRACKING_MESSAGES_TOTAL, "outcome" => "dropped_too_large")
-                .increment(oversized.len() as u64);
-        }
         send_batch(inner, &batch).await;
     }
 }
 
-async fn send_batch(inner: &Inner, batch: &[Value]) {
-    if batch.is_empty() {
-        return;
-    }
+async fn send_batch(inner: &Inner, batch: &[Box<RawValue>]) {
     let s = &inner.settings;
     let body = segment::batch_body(batch, chrono::Utc::now());
     let mut attempt = 1;

@@ -13,7 +13,7 @@ use super::event::TrackEvent;
 /// Segment takes up to 500 KB per batch and 32 KB per message; our messages are well under 1 KB, so a batch of
 /// [`BATCH_MESSAGES`] (analytics-ruby's batch size) stays far below the limit.
 pub const BATCH_MESSAGES: usize = 100;
-/// A message above this is dropped rather than sent (Segment would refuse the whole batch).
+/// A message above this is dropped when tracked rather than sent (Segment would refuse the whole batch).
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
 
 /// Who sends: the hosting type and version every message carries, as Lago's `SegmentTrackJob` adds them.
@@ -44,8 +44,8 @@ impl Sender {
     }
 }
 
-/// The body of one batch request.
-pub fn batch_body(messages: &[Value], sent_at: DateTime<Utc>) -> Value {
+/// The body of one batch request, from messages serialized when they were tracked.
+pub fn batch_body(messages: &[Box<serde_json::value::RawValue>], sent_at: DateTime<Utc>) -> Value {
     json!({"batch": messages, "sentAt": sent_at.to_rfc3339_opts(SecondsFormat::Millis, true)})
 }
 
@@ -106,7 +106,9 @@ mod tests {
         assert_eq!(m["properties"]["version"], "1.2.3");
         assert_eq!(m["properties"]["invoice_type"], "one_off");
         assert!(m["messageId"].as_str().is_some_and(|s| s.len() == 36));
-        let body = batch_body(&[m.clone(), m], at);
+        let raw = serde_json::value::to_raw_value(&m).unwrap();
+        let body = batch_body(&[raw.clone(), raw], at);
+        assert_eq!(body["batch"][1], m);
         assert_eq!(body["batch"].as_array().map(Vec::len), Some(2));
     }
 

@@ -31,16 +31,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         // Before any database is opened: a missing broker or ClickHouse address stops start-up at once.
         config.scale.require().map_err(anyhow::Error::msg)?;
     }
-    // Opted out (or no write key): an empty tracker, and none of the tracking code runs.
-    let tracker = match config.tracking.settings() {
-        Some(settings) => Tracker::start(settings)?,
-        None => Tracker::disabled(),
-    };
     match cli.command.unwrap_or(Command::All) {
-        Command::All => with_database(&config, |pool| serve(config.clone(), api_key, pool, tracker, true)).await,
-        Command::Serve => with_database(&config, |pool| serve(config.clone(), api_key, pool, tracker, false)).await,
+        Command::All => {
+            let tracker = start_tracker(&config)?;
+            with_database(&config, |pool| serve(config.clone(), api_key, pool, tracker, true)).await
+        }
+        Command::Serve => {
+            let tracker = start_tracker(&config)?;
+            with_database(&config, |pool| serve(config.clone(), api_key, pool, tracker, false)).await
+        }
         Command::Sink => with_database(&config, |pool| sink(config.clone(), pool)).await,
-        Command::Worker => with_database(&config, |pool| worker(config.clone(), pool, tracker)).await,
+        Command::Worker => {
+            let tracker = start_tracker(&config)?;
+            with_database(&config, |pool| worker(config.clone(), pool, tracker)).await
+        }
         Command::Migrate => {
             let scale = config.scale.clone();
             with_database(&config, |pool| async move {
@@ -67,6 +71,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Org { command: OrgCommand::Create { name } } => {
+            let tracker = start_tracker(&config)?;
             with_database(&config, |pool| async move {
                 billing::migrate(&pool).await?;
                 let (org, key) = billing::store::organizations::create(&pool, &name, None).await?;
@@ -80,6 +85,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
     }
+}
+
+/// The usage tracker of a command that reports events (the API, the worker, `org create`). Opted out, or without a
+/// write key: an empty tracker, and none of the tracking code runs.
+fn start_tracker(config: &Config) -> anyhow::Result<Tracker> {
+    Ok(match config.tracking.settings() {
+        Some(settings) => Tracker::start(settings)?,
+        None => Tracker::disabled(),
+    })
 }
 
 /// Opens the database, runs `work`, and always closes it again (stopping the managed server if we started it).

@@ -251,7 +251,6 @@ pub fn prepare(job: &JobSpec, scanned: &[RecordBatch]) -> Result<Vec<RecordBatch
         let source = |i: usize| if repeated { indices.value(i) as usize } else { i };
         let mut value = Decimal128Builder::with_capacity(rows);
         let mut adds = BooleanBuilder::with_capacity(if unique { rows } else { 0 });
-        let mut moved_ts = Int64Builder::with_capacity(if weighted { rows } else { 0 });
         let mut real = Int64Builder::with_capacity(rows);
         for i in 0..rows {
             let row = source(i);
@@ -268,9 +267,6 @@ pub fn prepare(job: &JobSpec, scanned: &[RecordBatch]) -> Result<Vec<RecordBatch
             if unique {
                 adds.append_value(op_text.filter(|c| c.is_valid(row)).is_none_or(|c| c.value(row) == "add"));
             }
-            if weighted {
-                moved_ts.append_value(at);
-            }
             real.append_value(i64::from(!before));
         }
         let value: ArrayRef = if numeric {
@@ -282,7 +278,7 @@ pub fn prepare(job: &JobSpec, scanned: &[RecordBatch]) -> Result<Vec<RecordBatch
             pick(b.column(0))?,
             if single { new_null_array(&DataType::Int64, rows) } else { Arc::new(buckets.finish()) },
             if single { new_null_array(&DataType::Utf8, rows) } else { Arc::new(groups.finish()) },
-            if weighted { Arc::new(moved_ts.finish()) } else { pick(b.column(1))? },
+            pick(b.column(1))?,
             pick(b.column(2))?,
             value,
             match (unique, field) {

@@ -30,6 +30,7 @@ use schemas::event::Event;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::recent_identities::{Lookup, RecentIdentities};
 use crate::store::{EventQuery, EventStore, ScanBatches, ScanColumn, ScanFilter, StoreError, Written};
 use datafusion::arrow::array::RecordBatch;
 use std::sync::Arc;
@@ -77,7 +78,11 @@ const CHECK_CHUNK: usize = 5_000;
 /// How far from an event's timestamp the sink looks for a stored copy of its identity: a day. A retry carries the
 /// same event, so the same timestamp, or one the server gave it a little later when the client sent none. A copy
 /// further apart is stored, and reads still count it once in any period holding both.
-const DEDUP_REACH_MICROS: i64 = 86_400_000_000;
+pub const DEDUP_REACH_MICROS: i64 = 86_400_000_000;
+
+/// How far before the present (beyond the reach) the sink loads a subscription's stored identities: events up to an
+/// hour old are then checked in memory ([`RecentIdentities`]).
+pub const RECENT_MARGIN_MICROS: i64 = 3_600_000_000;
 
 #[derive(Clone)]
 pub struct ClickHouseStore {
@@ -162,6 +167,19 @@ fn top_level_text(properties: &str, key: &str) -> Option<String> {
         _ if raw == "null" => None,
         _ => Some(raw.to_owned()),
     }
+}
+
+/// Transaction id, timestamp and receipt time of a stored identity, as [`RecentIdentities::load`] takes them.
+type StoredIdentity<'a> = (&'a str, i64, i64);
+
+#[derive(Debug, Row, Deserialize)]
+struct RecentRow {
+    organization_id: String,
+    external_subscription_id: String,
+    transaction_id: String,
+    /// Of the first ingested copy (aliases must differ from the columns: 18.16 resolves an alias inside aggregates).
+    first_timestamp_us: i64,
+    first_ingested_us: i64,
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -269,13 +287,50 @@ impl ClickHouseStore {
     /// their enrichments (same order and length as `events`), `events_raw` first. A stored identity with the same
     /// receipt time is the replay of this very record (the sink read it again after a crash), not a duplicate.
     pub async fn write_enriched(&self, events: &[Event], enrichments: &[Enrichment]) -> Result<Written, StoreError> {
+        self.write_enriched_knowing(events, enrichments, None).await
+    }
+
+    /// [`ClickHouseStore::write_enriched`], asking the store only about identities `recent` does not know (loading
+    /// the subscriptions it has not seen first), and adding what was stored to it.
+    pub async fn write_enriched_knowing(
+        &self,
+        events: &[Event],
+        enrichments: &[Enrichment],
+        mut recent: Option<&mut RecentIdentities>,
+    ) -> Result<Written, StoreError> {
         if events.len() != enrichments.len() {
             return Err(StoreError::Failed("one enrichment per event expected".into()));
         }
         let (firsts, mut duplicates) = crate::store::first_occurrences(events);
-        let stored = self.stored_identities(events, &firsts).await?;
         let mut new = Vec::with_capacity(firsts.len());
-        for i in firsts {
+        let mut unknown = firsts;
+        if let Some(recent) = recent.as_deref_mut() {
+            self.load_recent(events, &unknown, recent).await?;
+            let mut bounds: HashMap<(Uuid, &str), Option<i64>> = HashMap::new();
+            let mut ask = Vec::new();
+            for i in unknown {
+                let e = &events[i];
+                let from = *bounds
+                    .entry((e.organization_id, e.external_subscription_id.as_str()))
+                    .or_insert_with(|| recent.complete_from(e.organization_id, &e.external_subscription_id));
+                let found = recent.lookup(
+                    from,
+                    e.organization_id,
+                    &e.external_subscription_id,
+                    &e.transaction_id,
+                    micros(e.timestamp),
+                );
+                match found {
+                    Lookup::New => new.push(i),
+                    Lookup::Stored { ingested_us } if ingested_us != micros(e.ingested_at) => duplicates.push(i),
+                    Lookup::Stored { .. } => {}
+                    Lookup::Unknown => ask.push(i),
+                }
+            }
+            unknown = ask;
+        }
+        let stored = self.stored_identities(events, &unknown).await?;
+        for i in unknown {
             let e = &events[i];
             match stored.get(&(e.organization_id, e.external_subscription_id.clone(), e.transaction_id.clone())) {
                 None => new.push(i),
@@ -283,6 +338,7 @@ impl ClickHouseStore {
                 Some(_) => {}
             }
         }
+        new.sort_unstable();
         duplicates.sort_unstable();
         if new.is_empty() {
             return Ok(Written { new: 0, duplicates });
@@ -327,7 +383,76 @@ impl ClickHouseStore {
                 .map_err(ch_error)?;
         }
         enriched.end().await.map_err(ch_error)?;
+        if let Some(recent) = recent {
+            for &i in &new {
+                let e = &events[i];
+                recent.add(
+                    e.organization_id,
+                    &e.external_subscription_id,
+                    &e.transaction_id,
+                    micros(e.timestamp),
+                    micros(e.ingested_at),
+                );
+            }
+            recent.bound();
+        }
         Ok(Written { new: new.len() as u64, duplicates })
+    }
+
+    /// Loads into `recent` the stored identities of the subscriptions among `events[indices]` it has not loaded:
+    /// those with a timestamp from a day and an hour ago on (events of the last hour then need no store query; older
+    /// ones, rarer, still ask the store). One query for all of them.
+    async fn load_recent(
+        &self,
+        events: &[Event],
+        indices: &[usize],
+        recent: &mut RecentIdentities,
+    ) -> Result<(), StoreError> {
+        let mut missing: Vec<(Uuid, &str)> =
+            indices.iter().map(|&i| (events[i].organization_id, events[i].external_subscription_id.as_str())).collect();
+        missing.sort_unstable();
+        missing.dedup();
+        missing.retain(|&(org, sub)| recent.complete_from(org, sub).is_none());
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let from = Utc::now().timestamp_micros() - DEDUP_REACH_MICROS - RECENT_MARGIN_MICROS;
+        for chunk in missing.chunks(CHECK_CHUNK) {
+            let mut orgs: Vec<String> = chunk.iter().map(|(org, _)| org.to_string()).collect();
+            orgs.dedup();
+            let subs: Vec<&str> = chunk.iter().map(|&(_, sub)| sub).collect();
+            let rows: Vec<RecentRow> = self
+                .client
+                .query(
+                    "SELECT organization_id, external_subscription_id, transaction_id,
+                            argMin(timestamp_us, ingested_us) AS first_timestamp_us,
+                            min(ingested_us) AS first_ingested_us
+                     FROM events_enriched
+                     WHERE organization_id IN (SELECT arrayJoin(?))
+                       AND external_subscription_id IN (SELECT arrayJoin(?))
+                       AND timestamp_us >= ?
+                     GROUP BY organization_id, external_subscription_id, transaction_id",
+                )
+                .bind(orgs)
+                .bind(subs)
+                .bind(from)
+                .fetch_all()
+                .await
+                .map_err(ch_error)?;
+            let mut found: HashMap<(Uuid, &str), Vec<StoredIdentity<'_>>> =
+                chunk.iter().map(|&key| (key, Vec::new())).collect();
+            for r in &rows {
+                let Ok(org) = Uuid::parse_str(&r.organization_id) else { continue };
+                // Other pairs of the organizations and subscriptions asked for are not loaded.
+                if let Some(list) = found.get_mut(&(org, r.external_subscription_id.as_str())) {
+                    list.push((r.transaction_id.as_str(), r.first_timestamp_us, r.first_ingested_us));
+                }
+            }
+            for ((org, sub), stored) in found {
+                recent.load(org, sub, from, stored);
+            }
+        }
+        Ok(())
     }
 
     /// The identities among `events[indices]` that `events_enriched` already holds, with the receipt time (in

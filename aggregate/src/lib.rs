@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod postgres;
 pub mod prorated;
+pub mod recent_identities;
 pub mod scan;
 pub mod semantics;
 pub mod store;

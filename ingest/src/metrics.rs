@@ -34,3 +34,5 @@ pub const SINK_FLUSH_DURATION: &str = "billstream_sink_flush_duration_seconds";
 pub const SINK_FLUSH_ERRORS_TOTAL: &str = "billstream_sink_flush_errors_total";
 /// Records the sink could not decode (skipped).
 pub const SINK_BAD_RECORDS_TOTAL: &str = "billstream_sink_bad_records_total";
+/// Stored identities the sink remembers, so that most events need no store query to be deduplicated.
+pub const SINK_REMEMBERED_IDENTITIES: &str = "billstream_sink_remembered_identities";

@@ -5,7 +5,8 @@
 //!    nothing was written; the records are read again from the committed offsets.
 //! 2. **dedup within the batch** (first record offset wins) and **load rules** (metrics, charges) from Postgres. Pure
 //!    or read-only: a crash leaves nothing.
-//! 3. **enrich and insert** into ClickHouse, skipping identities `events_enriched` already holds: `events_raw` first,
+//! 3. **enrich and insert** into ClickHouse, skipping identities `events_enriched` already holds (known from the
+//!    sink's memory of the subscriptions it has seen, `RecentIdentities`, else asked): `events_raw` first,
 //!    then `events_enriched`. Crash after `events_raw`: the next attempt finds the identities missing from
 //!    `events_enriched` and writes both again; the extra `events_raw` copy is identical (same record, same
 //!    `ingested_at`) and reads keep one row per identity. Crash after `events_enriched`: the replay finds every
@@ -24,14 +25,16 @@
 //! log order and "first accepted wins" is the log's order.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aggregate::clickhouse_store::{ClickHouseStore, Enrichment};
+use aggregate::clickhouse_store::{ClickHouseStore, DEDUP_REACH_MICROS, Enrichment, RECENT_MARGIN_MICROS};
+use aggregate::recent_identities::RecentIdentities;
 use aggregate::semantics::{plain_decimal, property_text};
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
@@ -42,7 +45,7 @@ use sqlx::PgPool;
 use crate::in_advance::Marker;
 use crate::kafka::{KafkaConfig, decode_record};
 use crate::metrics as names;
-use crate::validation::{MetricRule, Recorder};
+use crate::validation::{ErrorKind, MetricRule, Recorder, check};
 
 #[derive(Debug, Clone)]
 pub struct SinkConfig {
@@ -53,11 +56,20 @@ pub struct SinkConfig {
     pub max_rows: usize,
     /// Longest a flush waits to fill up after its first record.
     pub max_wait: Duration,
+    /// Most stored identities remembered ([`RecentIdentities`]); about 50 bytes each. Past it the sink forgets them
+    /// all and asks the store again, subscription by subscription.
+    pub max_remembered: usize,
 }
 
 impl SinkConfig {
     pub fn new(kafka: KafkaConfig) -> Self {
-        SinkConfig { kafka, group_id: "billstream-sink".into(), max_rows: 50_000, max_wait: Duration::from_millis(100) }
+        SinkConfig {
+            kafka,
+            group_id: "billstream-sink".into(),
+            max_rows: 50_000,
+            max_wait: Duration::from_millis(100),
+            max_remembered: 2_000_000,
+        }
     }
 }
 
@@ -107,8 +119,13 @@ impl Progress {
     }
 }
 
-/// Exports the group's lag (records behind the end of each partition) from librdkafka's statistics.
-pub struct SinkStats;
+/// Exports the group's lag (records behind the end of each partition) from librdkafka's statistics, and notes
+/// rebalances (after one, another sink may have written this sink's partitions: what it remembers of stored
+/// identities is dropped).
+#[derive(Default)]
+pub struct SinkStats {
+    rebalanced: AtomicBool,
+}
 
 impl ClientContext for SinkStats {
     fn stats(&self, statistics: Statistics) {
@@ -123,7 +140,11 @@ impl ClientContext for SinkStats {
     }
 }
 
-impl ConsumerContext for SinkStats {}
+impl ConsumerContext for SinkStats {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
+        self.rebalanced.store(true, Ordering::SeqCst);
+    }
+}
 
 pub struct Sink {
     consumer: StreamConsumer<SinkStats>,
@@ -132,6 +153,11 @@ pub struct Sink {
     marker: Marker,
     config: SinkConfig,
     progress: Arc<Progress>,
+    /// Stored identities of the subscriptions seen lately, so most events need no store query
+    /// ([`RecentIdentities`]); only the flush loop uses it.
+    recent: tokio::sync::Mutex<RecentIdentities>,
+    /// When identities older than the reach were last dropped from `recent`.
+    expired_at: Mutex<Instant>,
 }
 
 /// One polled batch: the events in log order and the last offset read on each partition.
@@ -156,7 +182,7 @@ impl Sink {
             .set("max.poll.interval.ms", "20000")
             .set("fetch.wait.max.ms", "20")
             .set("statistics.interval.ms", "2000")
-            .create_with_context(SinkStats)
+            .create_with_context(SinkStats::default())
             .map_err(|e| format!("LAGO_KAFKA_BOOTSTRAP_SERVERS: cannot create the Kafka consumer: {e}"))?;
         consumer
             .subscribe(&[config.kafka.topic.as_str()])
@@ -166,6 +192,8 @@ impl Sink {
             store,
             recorder: Recorder::new(pool.clone()),
             marker: Marker::new(pool),
+            recent: tokio::sync::Mutex::new(RecentIdentities::new(DEDUP_REACH_MICROS, config.max_remembered)),
+            expired_at: Mutex::new(Instant::now()),
             config,
             progress: Arc::default(),
         })
@@ -239,6 +267,8 @@ impl Sink {
                     return;
                 }
                 Err((stage, reason)) => {
+                    // ClickHouse may hold rows of this batch the sink did not hear about: ask it again.
+                    self.recent.lock().await.clear();
                     ::metrics::counter!(names::SINK_FLUSH_ERRORS_TOTAL, "stage" => stage).increment(1);
                     tracing::warn!(stage, %reason, rows = events.len(), retry_in = ?backoff, "sink flush failed");
                     tokio::time::sleep(backoff).await;
@@ -253,26 +283,50 @@ impl Sink {
             return Ok(());
         }
         let rules = self.recorder.load(events).await.map_err(|e| ("rules", e.to_string()))?;
-        let enrichments: Vec<Enrichment> = events
+        // Each event's properties are parsed once, for both its enrichment and its checks.
+        let (enrichments, findings): (Vec<Enrichment>, Vec<Vec<ErrorKind>>) = events
             .iter()
             .map(|e| {
                 let properties: Value = serde_json::from_str(&e.properties).unwrap_or(Value::Null);
-                enrich(&properties, rules.rule_for(e).as_ref())
+                let rule = rules.rule_for(e);
+                (enrich(&properties, rule.as_ref()), check(&properties, rule.as_ref()))
             })
-            .collect();
-        let written =
-            self.store.write_enriched(events, &enrichments).await.map_err(|e| ("clickhouse", e.to_string()))?;
+            .unzip();
+        let written = {
+            let mut recent = self.recent.lock().await;
+            if self.consumer.context().rebalanced.swap(false, Ordering::SeqCst) {
+                recent.clear();
+            }
+            self.expire(&mut recent);
+            let written = self
+                .store
+                .write_enriched_knowing(events, &enrichments, Some(&mut recent))
+                .await
+                .map_err(|e| ("clickhouse", e.to_string()))?;
+            ::metrics::gauge!(names::SINK_REMEMBERED_IDENTITIES).set(recent.len() as f64);
+            written
+        };
         let new = written.new;
         ::metrics::counter!(names::EVENTS_TOTAL, "outcome" => "stored").increment(new);
         ::metrics::counter!(names::EVENTS_TOTAL, "outcome" => "duplicate")
             .increment((events.len() as u64).saturating_sub(new));
         self.marker.mark(events).await.map_err(|e| ("in_advance_queue", e.to_string()))?;
-        self.recorder.record_with(events, &rules).await.map_err(|e| ("event_errors", e.to_string()))?;
+        self.recorder.record_findings(events, &findings).await.map_err(|e| ("event_errors", e.to_string()))?;
         self.recorder
             .record_duplicates(events, &written.duplicates)
             .await
             .map_err(|e| ("event_duplicates", e.to_string()))?;
         Ok(())
+    }
+
+    /// Once a minute, forgets identities too old to matter for events of the last hour.
+    fn expire(&self, recent: &mut RecentIdentities) {
+        let mut at = self.expired_at.lock().unwrap_or_else(|e| e.into_inner());
+        if at.elapsed() >= Duration::from_secs(60) {
+            *at = Instant::now();
+            let now = chrono::Utc::now().timestamp_micros();
+            recent.expire(now - DEDUP_REACH_MICROS - RECENT_MARGIN_MICROS);
+        }
     }
 
     fn commit(&self, offsets: &BTreeMap<i32, i64>) {

@@ -118,7 +118,7 @@ impl Rules {
 }
 
 impl Recorder {
-    /// A recorder used directly (the sink calls [`Recorder::load`] and [`Recorder::record_with`] itself).
+    /// A recorder used directly (the sink calls [`Recorder::load`] and [`Recorder::record_findings`] itself).
     pub fn new(pool: PgPool) -> Self {
         Recorder { pool }
     }
@@ -252,21 +252,26 @@ impl Recorder {
 
     async fn record(&self, events: &[Event]) -> Result<(), sqlx::Error> {
         let rules = self.load(events).await?;
-        self.record_with(events, &rules).await
+        let findings: Vec<Vec<ErrorKind>> = events
+            .iter()
+            .map(|e| {
+                let properties: Value = serde_json::from_str(&e.properties).unwrap_or(Value::Null);
+                check(&properties, rules.rule_for(e).as_ref())
+            })
+            .collect();
+        self.record_findings(events, &findings).await
     }
 
-    /// Stores the findings of `events` given their rules (loaded by [`Recorder::load`]); idempotent.
-    pub async fn record_with(&self, events: &[Event], rules: &Rules) -> Result<(), sqlx::Error> {
+    /// Stores the findings of `events` (`findings[i]` are those of `events[i]`, from [`check`]); idempotent.
+    pub async fn record_findings(&self, events: &[Event], findings: &[Vec<ErrorKind>]) -> Result<(), sqlx::Error> {
         let mut orgs = Vec::new();
         let mut subs = Vec::new();
         let mut txs = Vec::new();
         let mut kinds = Vec::new();
         let mut codes = Vec::new();
         let mut times = Vec::new();
-        for e in events {
-            let properties: Value = serde_json::from_str(&e.properties).unwrap_or(Value::Null);
-            let rule = rules.rule_for(e);
-            for kind in check(&properties, rule.as_ref()) {
+        for (e, found) in events.iter().zip(findings) {
+            for kind in found {
                 ::metrics::counter!(names::EVENT_ERRORS_TOTAL, "kind" => kind.as_str()).increment(1);
                 orgs.push(e.organization_id);
                 subs.push(e.external_subscription_id.as_str());

@@ -3,6 +3,7 @@
 //! client's schema validation is switched back on (it asks for formats 18.16 does not have).
 
 use aggregate::clickhouse_store::{ClickHouseStore, Enrichment};
+use aggregate::recent_identities::{Lookup, RecentIdentities};
 use aggregate::{EventQuery, EventStore, ScanFilter, Written};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -125,4 +126,69 @@ async fn the_stored_check_reaches_a_day_around_the_event() {
     let mut both = scan_all();
     both.external_subscription_ids = vec!["sub-1".into()];
     assert_eq!(store.scan(&both).await.unwrap(), vec![first], "one event in a window holding both copies");
+}
+
+/// The sink's memory of stored identities ([`RecentIdentities`]) gives the answers the store check gives: it loads
+/// a subscription's recent identities once, then answers for events of the last hour without a query; older events
+/// still ask the store. A writer it does not know of slips past it (that is why the sink clears it after a
+/// rebalance or a failed flush), and reads still count such an identity once.
+#[tokio::test]
+async fn remembered_identities_answer_as_the_store_does() {
+    let (store, _, _) = store().await;
+    // Stores keep microseconds.
+    let now = DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap();
+    let at = |tx: &str, timestamp: DateTime<Utc>, ingested: DateTime<Utc>| Event {
+        timestamp,
+        ingested_at: ingested,
+        ..event(tx, "sub-r", "{}", "2024-05-01T10:00:00Z")
+    };
+    let plain = |events: &[Event]| vec![Enrichment::default(); events.len()];
+    let reach = aggregate::clickhouse_store::DEDUP_REACH_MICROS;
+    let mut recent = RecentIdentities::new(reach, 1_000);
+
+    // Stored before this sink started: one live event, one from two days ago.
+    let live = at("live", now - chrono::Duration::minutes(5), now - chrono::Duration::minutes(5));
+    let old = at("old", now - chrono::Duration::days(2), now - chrono::Duration::days(2));
+    assert_eq!(store.write(&[live.clone(), old.clone()]).await.unwrap().new, 2);
+
+    let retry_live = Event { ingested_at: now, ..live.clone() };
+    let retry_old = Event { ingested_at: now, ..old.clone() };
+    let fresh = at("fresh", now, now);
+    let batch = [retry_live.clone(), fresh.clone(), retry_old, Event { ingested_at: now, ..fresh.clone() }];
+    let written = store.write_enriched_knowing(&batch, &plain(&batch), Some(&mut recent)).await.unwrap();
+    assert_eq!(written, Written { new: 1, duplicates: vec![0, 2, 3] });
+    let from = recent.complete_from(live.organization_id, "sub-r");
+    assert!(from.is_some(), "the subscription was loaded");
+    assert_eq!(recent.len(), 2, "the live event found in the store, and the fresh one just stored");
+    assert_eq!(
+        recent.lookup(from, live.organization_id, "sub-r", "fresh", fresh.timestamp.timestamp_micros()),
+        Lookup::Stored { ingested_us: now.timestamp_micros() }
+    );
+    // A replay of the record the fresh event came in (same receipt time) stores nothing and is no duplicate.
+    let replay = [fresh.clone()];
+    assert_eq!(
+        store.write_enriched_knowing(&replay, &plain(&replay), Some(&mut recent)).await.unwrap(),
+        Written::default()
+    );
+
+    // Another writer it does not know of: stored twice, read once.
+    let behind = at("behind", now, now);
+    assert_eq!(store.write(std::slice::from_ref(&behind)).await.unwrap().new, 1);
+    let again = [Event { ingested_at: now + chrono::Duration::seconds(1), ..behind.clone() }];
+    assert_eq!(store.write_enriched_knowing(&again, &plain(&again), Some(&mut recent)).await.unwrap().new, 1);
+    let mut sub = scan_all();
+    sub.external_subscription_ids = vec!["sub-r".into()];
+    let mut read = store.scan(&sub).await.unwrap();
+    read.sort_by(|a, b| a.transaction_id.cmp(&b.transaction_id));
+    let ids: Vec<&str> = read.iter().map(|e| e.transaction_id.as_str()).collect();
+    assert_eq!(ids, ["behind", "fresh", "live", "old"]);
+    assert_eq!(read[0], behind, "the first ingested copy is the one read");
+
+    // Cleared, it asks the store again and finds what the other writer stored.
+    recent.clear();
+    let third = [Event { ingested_at: now + chrono::Duration::seconds(2), ..behind }];
+    assert_eq!(
+        store.write_enriched_knowing(&third, &plain(&third), Some(&mut recent)).await.unwrap(),
+        Written { new: 0, duplicates: vec![0] }
+    );
 }

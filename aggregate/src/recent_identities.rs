@@ -1,0 +1,248 @@
+//! The sink's memory of the identities stored recently, so that most events need no ClickHouse query to learn
+//! whether their identity is already stored (pure: no I/O).
+//!
+//! Why: the check against the store reads every stored event of the batch's subscriptions within a day of the
+//! batch's timestamps. For live traffic that is the whole recent day of those subscriptions, read again at every
+//! flush: the sink's cost grew with the day's volume, not with the batch. Each sink owns its partitions, and every
+//! event of a subscription is on one partition, so once a sink has read a subscription's recent identities from the
+//! store, it sees every later one itself.
+//!
+//! What it claims, per subscription: every stored identity whose event timestamp is at or after `complete_from` is
+//! here (loaded by one query, then added as the sink stores them). An event whose reach (a day either side of its
+//! timestamp, as the store check) starts before that bound is [`Lookup::Unknown`], and the caller asks the store.
+//!
+//! When the claim could be wrong it is dropped, not trusted: after a failed flush (ClickHouse may hold rows the sink
+//! did not hear about) and after a rebalance (another sink may have written the partition), the caller clears it.
+//! Should another writer slip past anyway, reads still count each identity once; the claim only saves queries.
+//!
+//! Identities are kept as 128-bit SipHash values of (organization, subscription, transaction id): two different
+//! identities of one subscription are taken for each other with a probability near 2^-128 per pair.
+
+use std::collections::HashMap;
+use std::hash::Hasher;
+
+use siphasher::sip128::{Hasher128, SipHasher13};
+use uuid::Uuid;
+
+/// What is known of one identity at one event timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// Stored, with a copy within the reach of the timestamp; `ingested_us` is the stored copy's receipt time.
+    Stored { ingested_us: i64 },
+    /// Not stored within the reach of the timestamp.
+    New,
+    /// Not known here: ask the store.
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Stored {
+    timestamp_us: i64,
+    ingested_us: i64,
+}
+
+/// Stored identities of the subscriptions the sink has loaded; see the module comment.
+#[derive(Debug)]
+pub struct RecentIdentities {
+    /// How far from an event's timestamp a stored copy counts as the same event (the store check's reach).
+    reach_us: i64,
+    /// Most identities kept; past it everything is forgotten and loaded again as needed.
+    max_entries: usize,
+    /// Per subscription: the timestamp from which every stored identity is in `ids`.
+    complete_from: HashMap<(Uuid, String), i64>,
+    ids: HashMap<u128, Stored>,
+}
+
+fn identity_hash(organization_id: Uuid, external_subscription_id: &str, transaction_id: &str) -> u128 {
+    let mut h = SipHasher13::new();
+    h.write(organization_id.as_bytes());
+    // Lengths first, so ("a", "bc") and ("ab", "c") differ.
+    h.write_usize(external_subscription_id.len());
+    h.write(external_subscription_id.as_bytes());
+    h.write(transaction_id.as_bytes());
+    h.finish128().as_u128()
+}
+
+impl RecentIdentities {
+    pub fn new(reach_us: i64, max_entries: usize) -> Self {
+        RecentIdentities { reach_us, max_entries, complete_from: HashMap::new(), ids: HashMap::new() }
+    }
+
+    /// Identities kept.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The bound from which the subscription's stored identities are all known, if it was loaded.
+    pub fn complete_from(&self, organization_id: Uuid, external_subscription_id: &str) -> Option<i64> {
+        // A borrowed key cannot look up a (Uuid, String) map; one small allocation per subscription and batch.
+        self.complete_from.get(&(organization_id, external_subscription_id.to_owned())).copied()
+    }
+
+    /// What is known of this identity for an event at `timestamp_us`, given its subscription's bound (from
+    /// [`RecentIdentities::complete_from`], looked up once per subscription by the caller).
+    pub fn lookup(
+        &self,
+        complete_from: Option<i64>,
+        organization_id: Uuid,
+        external_subscription_id: &str,
+        transaction_id: &str,
+        timestamp_us: i64,
+    ) -> Lookup {
+        let Some(from) = complete_from else { return Lookup::Unknown };
+        if timestamp_us.saturating_sub(self.reach_us) < from {
+            return Lookup::Unknown;
+        }
+        match self.ids.get(&identity_hash(organization_id, external_subscription_id, transaction_id)) {
+            Some(s) if s.timestamp_us.abs_diff(timestamp_us) <= self.reach_us.unsigned_abs() => {
+                Lookup::Stored { ingested_us: s.ingested_us }
+            }
+            _ => Lookup::New,
+        }
+    }
+
+    /// Records a subscription loaded from the store: `stored` holds every stored identity (transaction id,
+    /// timestamp, receipt time of the copy reads keep) whose timestamp is at or after `from`.
+    pub fn load<'a>(
+        &mut self,
+        organization_id: Uuid,
+        external_subscription_id: &str,
+        from: i64,
+        stored: impl IntoIterator<Item = (&'a str, i64, i64)>,
+    ) {
+        for (tx, timestamp_us, ingested_us) in stored {
+            self.insert(identity_hash(organization_id, external_subscription_id, tx), timestamp_us, ingested_us);
+        }
+        self.complete_from.insert((organization_id, external_subscription_id.to_owned()), from);
+        self.bound();
+    }
+
+    /// Records an identity just stored (both tables hold it).
+    pub fn add(
+        &mut self,
+        organization_id: Uuid,
+        external_subscription_id: &str,
+        transaction_id: &str,
+        timestamp_us: i64,
+        ingested_us: i64,
+    ) {
+        self.insert(
+            identity_hash(organization_id, external_subscription_id, transaction_id),
+            timestamp_us,
+            ingested_us,
+        );
+    }
+
+    fn insert(&mut self, key: u128, timestamp_us: i64, ingested_us: i64) {
+        // The earliest receipt is the copy reads keep.
+        let entry = self.ids.entry(key).or_insert(Stored { timestamp_us, ingested_us });
+        if ingested_us < entry.ingested_us {
+            *entry = Stored { timestamp_us, ingested_us };
+        }
+    }
+
+    /// Call after adding a batch: past the limit, forget everything (subscriptions are loaded again when next seen).
+    pub fn bound(&mut self) {
+        if self.ids.len() > self.max_entries {
+            self.clear();
+        }
+    }
+
+    /// Forgets identities with a timestamp before `cutoff_us`; every subscription is then complete from there at
+    /// most.
+    pub fn expire(&mut self, cutoff_us: i64) {
+        self.ids.retain(|_, s| s.timestamp_us >= cutoff_us);
+        for from in self.complete_from.values_mut() {
+            *from = (*from).max(cutoff_us);
+        }
+    }
+
+    /// Forgets everything.
+    pub fn clear(&mut self) {
+        self.ids.clear();
+        self.complete_from.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400_000_000;
+
+    fn org() -> Uuid {
+        Uuid::from_u128(7)
+    }
+
+    #[test]
+    fn an_unloaded_subscription_is_unknown() {
+        let r = RecentIdentities::new(DAY, 100);
+        assert_eq!(r.complete_from(org(), "s"), None);
+        assert_eq!(r.lookup(None, org(), "s", "t1", 10 * DAY), Lookup::Unknown);
+    }
+
+    #[test]
+    fn a_loaded_subscription_answers_within_its_bound() {
+        let mut r = RecentIdentities::new(DAY, 100);
+        r.load(org(), "s", 5 * DAY, [("t1", 6 * DAY, 11)]);
+        let from = r.complete_from(org(), "s");
+        assert_eq!(from, Some(5 * DAY));
+        assert_eq!(r.lookup(from, org(), "s", "t1", 6 * DAY + 5), Lookup::Stored { ingested_us: 11 });
+        assert_eq!(r.lookup(from, org(), "s", "t2", 6 * DAY), Lookup::New);
+        // Its reach starts before the bound: a stored copy there would not be known.
+        assert_eq!(r.lookup(from, org(), "s", "t2", 6 * DAY - 1), Lookup::Unknown);
+        // Another subscription, or another organization, is another identity.
+        assert_eq!(r.lookup(r.complete_from(org(), "x"), org(), "x", "t1", 6 * DAY), Lookup::Unknown);
+        let other = Uuid::from_u128(8);
+        r.load(other, "s", 5 * DAY, []);
+        assert_eq!(r.lookup(r.complete_from(other, "s"), other, "s", "t1", 6 * DAY), Lookup::New);
+    }
+
+    #[test]
+    fn a_copy_beyond_the_reach_is_another_event() {
+        let mut r = RecentIdentities::new(DAY, 100);
+        r.load(org(), "s", 0, []);
+        r.add(org(), "s", "t1", 2 * DAY, 5);
+        let from = r.complete_from(org(), "s");
+        assert_eq!(r.lookup(from, org(), "s", "t1", 3 * DAY), Lookup::Stored { ingested_us: 5 });
+        assert_eq!(r.lookup(from, org(), "s", "t1", 3 * DAY + 1), Lookup::New);
+    }
+
+    #[test]
+    fn the_earliest_receipt_is_kept() {
+        let mut r = RecentIdentities::new(DAY, 100);
+        r.load(org(), "s", 0, [("t1", 2 * DAY, 9), ("t1", 2 * DAY, 4)]);
+        r.add(org(), "s", "t1", 2 * DAY, 7);
+        assert_eq!(r.lookup(Some(0), org(), "s", "t1", 2 * DAY), Lookup::Stored { ingested_us: 4 });
+    }
+
+    #[test]
+    fn ids_are_not_confused_across_the_separator() {
+        let mut r = RecentIdentities::new(DAY, 100);
+        r.load(org(), "a", 0, [("bc", 2 * DAY, 1)]);
+        r.load(org(), "ab", 0, []);
+        assert_eq!(r.lookup(Some(0), org(), "ab", "c", 2 * DAY), Lookup::New);
+    }
+
+    #[test]
+    fn expiry_moves_the_bound_and_the_limit_forgets_all() {
+        let mut r = RecentIdentities::new(DAY, 3);
+        r.load(org(), "s", 0, [("t1", DAY, 1), ("t2", 3 * DAY, 1)]);
+        r.expire(2 * DAY);
+        assert_eq!(r.len(), 1);
+        let from = r.complete_from(org(), "s");
+        assert_eq!(from, Some(2 * DAY));
+        assert_eq!(r.lookup(from, org(), "s", "t1", 2 * DAY), Lookup::Unknown);
+        assert_eq!(r.lookup(from, org(), "s", "t2", 3 * DAY), Lookup::Stored { ingested_us: 1 });
+        for tx in ["a", "b", "c"] {
+            r.add(org(), "s", tx, 3 * DAY, 2);
+        }
+        r.bound();
+        assert!(r.is_empty());
+        assert_eq!(r.complete_from(org(), "s"), None);
+    }
+}

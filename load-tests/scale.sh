@@ -138,7 +138,7 @@ def record(i):
         separators=(",", ":")).encode()
 payloads = [record(i) for i in range(500)]
 keys = [org.bytes + f"sub_{i}".encode() for i in range(500)]
-p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 2,
+p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 20,
               "batch.num.messages": 10000, "batch.size": 4000000, "compression.type": "none",
               "queue.buffering.max.messages": 1000000, "message.max.bytes": 10000000})
 acked = [0]

@@ -163,17 +163,19 @@ pub struct KafkaLog {
 /// Producer settings. `linger.ms` lets concurrent requests share a produce request (a lone request waits at most
 /// that long); the idempotent producer keeps up to 5 requests in flight per partition without reordering.
 ///
-/// Chosen with `load-tests/run.sh scale` (2 cores, everything co-located, 100-event requests, one run each unless
-/// said; runs of one setting vary by about 15 %): linger 2 ms 54-73k acked events/s over four runs, linger 0 69k,
-/// linger 10 ms 59k; lz4 compression 37k. The API is CPU-bound, not broker-bound (librdkafka alone produces the
-/// same records about 9 times faster), so compression only costs CPU, and a longer linger only adds waiting.
+/// Chosen with `load-tests/run.sh scale` (2 cores, everything co-located, 32 clients of 100-event requests, one run
+/// each; runs of one setting vary by about 15 %). With a short linger librdkafka's broker thread spins while the 5
+/// produce requests are in flight: 2026-12-07 on a 2-core EPYC, `top -H` showed it at 31 % of a core with linger
+/// 2 ms, 16 % with 10 ms, 6 % with 20 ms and 2 % with 50 ms, for 43-50k, 49k, 56k and 43k acked events/s (at 50 ms
+/// the clients wait on the linger itself). Earlier, on a Xeon: linger 0 69k, 2 ms 54-73k, 10 ms 59k; lz4
+/// compression 37k (the API is CPU-bound, not broker-bound, so compression only costs CPU).
 /// `BILLSTREAM_KAFKA_PRODUCER_SETTINGS` overrides any of these.
 fn producer_config(config: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.bootstrap_servers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("linger.ms", "2")
+        .set("linger.ms", "20")
         .set("batch.num.messages", "10000")
         .set("batch.size", "4000000")
         .set("queue.buffering.max.messages", "1000000")

@@ -80,10 +80,6 @@ const CHECK_CHUNK: usize = 5_000;
 /// further apart is stored, and reads still count it once in any period holding both.
 pub const DEDUP_REACH_MICROS: i64 = 86_400_000_000;
 
-/// How far before the present (beyond the reach) the sink loads a subscription's stored identities: events up to an
-/// hour old are then checked in memory ([`RecentIdentities`]).
-pub const RECENT_MARGIN_MICROS: i64 = 3_600_000_000;
-
 #[derive(Clone)]
 pub struct ClickHouseStore {
     client: Client,
@@ -400,8 +396,8 @@ impl ClickHouseStore {
     }
 
     /// Loads into `recent` the stored identities of the subscriptions among `events[indices]` it has not loaded:
-    /// those with a timestamp from a day and an hour ago on (events of the last hour then need no store query; older
-    /// ones, rarer, still ask the store). One query for all of them.
+    /// those with a timestamp from [`RecentIdentities::window_start`] on (events of the last hour then need no store
+    /// query; older ones, rarer, still ask the store). One query for all of them.
     async fn load_recent(
         &self,
         events: &[Event],
@@ -416,7 +412,7 @@ impl ClickHouseStore {
         if missing.is_empty() {
             return Ok(());
         }
-        let from = Utc::now().timestamp_micros() - DEDUP_REACH_MICROS - RECENT_MARGIN_MICROS;
+        let from = recent.window_start(Utc::now().timestamp_micros());
         for chunk in missing.chunks(CHECK_CHUNK) {
             let mut orgs: Vec<String> = chunk.iter().map(|(org, _)| org.to_string()).collect();
             orgs.dedup();

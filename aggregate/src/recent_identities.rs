@@ -35,6 +35,13 @@ pub enum Lookup {
     Unknown,
 }
 
+/// How far before the present, beyond the reach, a subscription's stored identities are loaded and kept: events up
+/// to an hour old are then answered here.
+pub const MARGIN_MICROS: i64 = 3_600_000_000;
+
+/// How often [`RecentIdentities::expire_due`] drops identities that fell out of the window.
+const EXPIRE_EVERY_MICROS: i64 = 60_000_000;
+
 #[derive(Debug, Clone, Copy)]
 struct Stored {
     timestamp_us: i64,
@@ -51,6 +58,8 @@ pub struct RecentIdentities {
     /// Per subscription: the timestamp from which every stored identity is in `ids`.
     complete_from: HashMap<(Uuid, String), i64>,
     ids: HashMap<u128, Stored>,
+    /// When [`RecentIdentities::expire_due`] last expired (Unix microseconds).
+    expired_at_us: Option<i64>,
 }
 
 fn identity_hash(organization_id: Uuid, external_subscription_id: &str, transaction_id: &str) -> u128 {
@@ -65,7 +74,19 @@ fn identity_hash(organization_id: Uuid, external_subscription_id: &str, transact
 
 impl RecentIdentities {
     pub fn new(reach_us: i64, max_entries: usize) -> Self {
-        RecentIdentities { reach_us, max_entries, complete_from: HashMap::new(), ids: HashMap::new() }
+        RecentIdentities {
+            reach_us,
+            max_entries,
+            complete_from: HashMap::new(),
+            ids: HashMap::new(),
+            expired_at_us: None,
+        }
+    }
+
+    /// The earliest timestamp whose stored identities are kept at `now_us`: the reach and the margin before it. A
+    /// subscription is loaded from there, and identities before it are expired.
+    pub fn window_start(&self, now_us: i64) -> i64 {
+        now_us - self.reach_us - MARGIN_MICROS
     }
 
     /// Identities kept.
@@ -161,6 +182,17 @@ impl RecentIdentities {
         }
     }
 
+    /// Once a minute (by `now_us`), forgets identities before the window ([`RecentIdentities::window_start`]).
+    pub fn expire_due(&mut self, now_us: i64) {
+        match self.expired_at_us {
+            Some(at) if now_us - at < EXPIRE_EVERY_MICROS => {}
+            _ => {
+                self.expired_at_us = Some(now_us);
+                self.expire(self.window_start(now_us));
+            }
+        }
+    }
+
     /// Forgets everything.
     pub fn clear(&mut self) {
         self.ids.clear();
@@ -238,6 +270,14 @@ mod tests {
         assert_eq!(from, Some(2 * DAY));
         assert_eq!(r.lookup(from, org(), "s", "t1", 2 * DAY), Lookup::Unknown);
         assert_eq!(r.lookup(from, org(), "s", "t2", 3 * DAY), Lookup::Stored { ingested_us: 1 });
+        r.expire_due(10 * DAY);
+        assert!(r.is_empty(), "the first call expires before the window");
+        r.add(org(), "s", "t3", 3 * DAY, 1);
+        r.expire_due(10 * DAY + EXPIRE_EVERY_MICROS - 1);
+        assert_eq!(r.len(), 1, "not again within the minute");
+        r.expire_due(10 * DAY + EXPIRE_EVERY_MICROS);
+        assert!(r.is_empty());
+        r.load(org(), "s", 2 * DAY, [("t2", 3 * DAY, 1)]);
         for tx in ["a", "b", "c"] {
             r.add(org(), "s", tx, 3 * DAY, 2);
         }

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aggregate::clickhouse_store::{ClickHouseStore, DEDUP_REACH_MICROS, Enrichment, RECENT_MARGIN_MICROS};
+use aggregate::clickhouse_store::{ClickHouseStore, DEDUP_REACH_MICROS, Enrichment};
 use aggregate::recent_identities::RecentIdentities;
 use aggregate::semantics::{plain_decimal, property_text};
 use rdkafka::client::ClientContext;
@@ -156,8 +156,6 @@ pub struct Sink {
     /// Stored identities of the subscriptions seen lately, so most events need no store query
     /// ([`RecentIdentities`]); only the flush loop uses it.
     recent: tokio::sync::Mutex<RecentIdentities>,
-    /// When identities older than the reach were last dropped from `recent`.
-    expired_at: Mutex<Instant>,
 }
 
 /// One polled batch: the events in log order and the last offset read on each partition.
@@ -193,7 +191,6 @@ impl Sink {
             recorder: Recorder::new(pool.clone()),
             marker: Marker::new(pool),
             recent: tokio::sync::Mutex::new(RecentIdentities::new(DEDUP_REACH_MICROS, config.max_remembered)),
-            expired_at: Mutex::new(Instant::now()),
             config,
             progress: Arc::default(),
         })
@@ -297,7 +294,7 @@ impl Sink {
             if self.consumer.context().rebalanced.swap(false, Ordering::SeqCst) {
                 recent.clear();
             }
-            self.expire(&mut recent);
+            recent.expire_due(chrono::Utc::now().timestamp_micros());
             let written = self
                 .store
                 .write_enriched_knowing(events, &enrichments, Some(&mut recent))
@@ -317,16 +314,6 @@ impl Sink {
             .await
             .map_err(|e| ("event_duplicates", e.to_string()))?;
         Ok(())
-    }
-
-    /// Once a minute, forgets identities too old to matter for events of the last hour.
-    fn expire(&self, recent: &mut RecentIdentities) {
-        let mut at = self.expired_at.lock().unwrap_or_else(|e| e.into_inner());
-        if at.elapsed() >= Duration::from_secs(60) {
-            *at = Instant::now();
-            let now = chrono::Utc::now().timestamp_micros();
-            recent.expire(now - DEDUP_REACH_MICROS - RECENT_MARGIN_MICROS);
-        }
     }
 
     fn commit(&self, offsets: &BTreeMap<i32, i64>) {

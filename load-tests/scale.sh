@@ -118,10 +118,11 @@ pick = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else fl
 open(out, "w").write(f"{len(lat)} {pick(0.5):.0f} {pick(0.99):.0f} {lat[-1]*1000 if lat else float('nan'):.0f}")
 PY
 
-# The reference: the same records (BATCH events of one subscription, same JSON layout and size, 500 keys) produced
-# by librdkafka alone with Billstream's producer settings, into a topic of its own.
+# The reference: the same records (BATCH events of one subscription, Billstream's binary record layout of
+# ingest/src/record.rs and the same size, 500 keys) produced by librdkafka alone with Billstream's producer settings,
+# into a topic of its own.
 cat >"$WORK/reference.py" <<'PY'
-import json, sys, time, uuid
+import json, struct, sys, time, uuid
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 bootstrap, seconds, batch = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
@@ -130,12 +131,23 @@ admin = AdminClient({"bootstrap.servers": bootstrap})
 for future in admin.create_topics([NewTopic("load.reference", 3, 1)]).values():
     future.result(30)
 org = uuid.UUID(int=42)
-props = json.dumps({"gb": "12.5", "region": "eu-west-1", "operation": "write"}, separators=(",", ":"))
+props = json.dumps({"gb": "12.5", "region": "eu-west-1", "operation": "write"}, separators=(",", ":")).encode()
 now = int(time.time() * 1e6)
+def varint(n):
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+def text(b):
+    return varint(len(b)) + b
 def record(i):
-    return json.dumps({"o": str(org), "s": f"sub_{i % 500}", "e": [
-        {"t": f"ref-{i}-{j}-xxxxxxxxxx", "c": "api_calls", "ts": now, "p": props, "i": now} for j in range(batch)]},
-        separators=(",", ":")).encode()
+    out = bytearray(b"\x01") + org.bytes + text(f"sub_{i % 500}".encode()) + varint(batch)
+    for j in range(batch):
+        out += text(f"batch-{i}-{j}-xxxxxxxxxx".encode()) + text(b"api_calls") + struct.pack("<q", now)
+        out += text(props) + b"\x00" + struct.pack("<q", now)
+    return bytes(out)
 payloads = [record(i) for i in range(500)]
 keys = [org.bytes + f"sub_{i}".encode() for i in range(500)]
 p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 20,

@@ -1,5 +1,5 @@
-//! Scale mode's `EventLog`: an idempotent Kafka producer appending accepted events to topic `billstream.events`, and
-//! the record format the sink reads back.
+//! Scale mode's `EventLog`: an idempotent Kafka producer appending accepted events to topic `billstream.events`
+//! (the record format is in `record.rs`).
 //!
 //! Record layout: one record holds the events of one subscription from one request, keyed by organization +
 //! external_subscription_id. Why not one record per event: the broker's cost is per record (tansu on SQLite takes
@@ -17,7 +17,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use rdkafka::ClientConfig;
@@ -26,13 +25,12 @@ use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
-use rust_decimal::Decimal;
 use schemas::event::Event;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::log::{Ack, EventLog, LogError};
 use crate::metrics as names;
+use crate::record::{encode_record, record_key};
 
 /// Where the log lives and how records are sent.
 #[derive(Debug, Clone)]
@@ -44,91 +42,6 @@ pub struct KafkaConfig {
     pub partitions: i32,
     /// librdkafka settings applied over the producer's own (`BILLSTREAM_KAFKA_PRODUCER_SETTINGS`), for tuning.
     pub producer_settings: Vec<(String, String)>,
-}
-
-/// One event in a record. Field names are short: they repeat in every event of every record.
-#[derive(Debug, Serialize, Deserialize)]
-struct WireEvent<'a> {
-    #[serde(rename = "t", borrow)]
-    transaction_id: std::borrow::Cow<'a, str>,
-    #[serde(rename = "c", borrow)]
-    code: std::borrow::Cow<'a, str>,
-    /// Unix microseconds.
-    #[serde(rename = "ts")]
-    timestamp_us: i64,
-    #[serde(rename = "p", borrow)]
-    properties: std::borrow::Cow<'a, str>,
-    /// Decimal text, exact.
-    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
-    precise_total_amount_cents: Option<String>,
-    #[serde(rename = "i")]
-    ingested_us: i64,
-}
-
-/// A record: the events of one subscription of one organization.
-#[derive(Debug, Serialize, Deserialize)]
-struct WireRecord<'a> {
-    #[serde(rename = "o")]
-    organization_id: Uuid,
-    #[serde(rename = "s", borrow)]
-    external_subscription_id: std::borrow::Cow<'a, str>,
-    #[serde(rename = "e", borrow)]
-    events: Vec<WireEvent<'a>>,
-}
-
-/// The record key: organization id bytes then the subscription id, so one subscription maps to one partition.
-pub fn record_key(organization_id: Uuid, external_subscription_id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(16 + external_subscription_id.len());
-    key.extend_from_slice(organization_id.as_bytes());
-    key.extend_from_slice(external_subscription_id.as_bytes());
-    key
-}
-
-/// Encodes events that share organization and subscription into one record payload.
-pub fn encode_record(events: &[&Event]) -> Vec<u8> {
-    let Some(first) = events.first() else { return b"{}".to_vec() };
-    let record = WireRecord {
-        organization_id: first.organization_id,
-        external_subscription_id: first.external_subscription_id.as_str().into(),
-        events: events
-            .iter()
-            .map(|e| WireEvent {
-                transaction_id: e.transaction_id.as_str().into(),
-                code: e.code.as_str().into(),
-                timestamp_us: e.timestamp.timestamp_micros(),
-                properties: e.properties.as_str().into(),
-                precise_total_amount_cents: e.precise_total_amount_cents.map(|d| d.to_string()),
-                ingested_us: e.ingested_at.timestamp_micros(),
-            })
-            .collect(),
-    };
-    // Serializing plain strings and numbers cannot fail.
-    serde_json::to_vec(&record).unwrap_or_default()
-}
-
-/// Decodes a record payload; `None` when it is not one (such a record can never be stored, and is skipped).
-pub fn decode_record(payload: &[u8]) -> Option<Vec<Event>> {
-    let record: WireRecord<'_> = serde_json::from_slice(payload).ok()?;
-    let time = |us: i64| DateTime::<Utc>::from_timestamp_micros(us);
-    record
-        .events
-        .into_iter()
-        .map(|w| {
-            Some(Event {
-                organization_id: record.organization_id,
-                external_subscription_id: record.external_subscription_id.clone().into_owned(),
-                transaction_id: w.transaction_id.into_owned(),
-                code: w.code.into_owned(),
-                timestamp: time(w.timestamp_us)?,
-                properties: w.properties.into_owned(),
-                precise_total_amount_cents: match w.precise_total_amount_cents {
-                    None => None,
-                    Some(s) => Some(s.parse::<Decimal>().ok()?),
-                },
-                ingested_at: time(w.ingested_us)?,
-            })
-        })
-        .collect()
 }
 
 /// Exports librdkafka's retry and error counts (from its statistics) as metrics.
@@ -317,29 +230,4 @@ pub async fn ensure_topic(config: &KafkaConfig) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_round_trip() {
-        let org = Uuid::from_u128(42);
-        let e = |tx: &str, amount: Option<&str>| Event {
-            organization_id: org,
-            external_subscription_id: "sub \"1\"".into(),
-            transaction_id: tx.into(),
-            code: "storage".into(),
-            timestamp: DateTime::from_timestamp_micros(1_700_000_000_250_001).unwrap(),
-            properties: r#"{"gb":"1.5","nested":{"a":[1,2]}}"#.into(),
-            precise_total_amount_cents: amount.map(|a| a.parse().unwrap()),
-            ingested_at: DateTime::from_timestamp_micros(-62_135_596_800_000_000).unwrap(),
-        };
-        let events = vec![e("tx-1", Some("1234.500000001")), e("tx-2", None)];
-        let refs: Vec<&Event> = events.iter().collect();
-        assert_eq!(decode_record(&encode_record(&refs)).unwrap(), events);
-        assert!(decode_record(b"not json").is_none());
-        assert_ne!(record_key(org, "a"), record_key(org, "b"));
-    }
 }

@@ -1,8 +1,9 @@
 //! The `sink` role of scale mode: reads the event log in batches and writes ClickHouse.
 //!
 //! One flush, in this order, and what a crash at each step leaves behind:
-//! 1. **poll** up to `max_rows` events (or until `max_wait` passes) from the partitions this consumer owns. Crash:
-//!    nothing was written; the records are read again from the committed offsets.
+//! 1. **poll** up to `max_rows` events (or until `max_wait` passes) from the partitions this consumer owns, while the
+//!    previous batch goes through steps 2-6. Crash: nothing of it was written; the records are read again from the
+//!    committed offsets.
 //! 2. **dedup within the batch** (first record offset wins) and **load rules** (metrics, charges) from Postgres. Pure
 //!    or read-only: a crash leaves nothing.
 //! 3. **enrich and insert** into ClickHouse, skipping identities `events_enriched` already holds (known from the
@@ -16,11 +17,11 @@
 //! 5. **record invalid events** in Postgres `event_errors`, and the events sent again with a stored identity in
 //!    `event_duplicates` (both `ON CONFLICT DO NOTHING`). Crash before: the replay records them (a replayed record
 //!    keeps its receipt time, which tells it from a second sending); a repeat changes nothing.
-//! 6. **commit offsets** (synchronously) past the batch. Crash before: the batch is replayed, and steps 3-5 make the
-//!    replay a no-op. A failed commit is only logged, for the same reason.
+//! 6. **commit offsets** past the batch (asynchronously, in order). Crash before it reaches the broker: the batch is
+//!    replayed, and steps 3-5 make the replay a no-op. A failed commit is only logged, for the same reason.
 //!
-//! A step that fails (ClickHouse or Postgres down) is retried with backoff, without polling further and without
-//! committing, so nothing after the failed batch is acknowledged to the log first. Every event of an identity is on
+//! A step that fails (ClickHouse or Postgres down) is retried with backoff, without committing and without reading
+//! past the one next batch, so nothing after the failed batch is acknowledged to the log first. Every event of an identity is on
 //! one partition (the record key is organization + subscription), so one consumer sees all copies of an identity in
 //! log order and "first accepted wins" is the log's order.
 
@@ -35,6 +36,7 @@ use aggregate::semantics::{plain_decimal, property_text};
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaResult;
 use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
@@ -43,8 +45,9 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::in_advance::Marker;
-use crate::kafka::{KafkaConfig, decode_record};
+use crate::kafka::KafkaConfig;
 use crate::metrics as names;
+use crate::record::decode_record;
 use crate::validation::{ErrorKind, MetricRule, Recorder, check};
 
 #[derive(Debug, Clone)]
@@ -144,6 +147,13 @@ impl ConsumerContext for SinkStats {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
         self.rebalanced.store(true, Ordering::SeqCst);
     }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            // The batch is stored; a replay after a restart is deduplicated, so this only costs work.
+            tracing::warn!(error = %e, "committing sink offsets failed");
+        }
+    }
 }
 
 pub struct Sink {
@@ -202,15 +212,25 @@ impl Sink {
 
     /// Runs until the process ends.
     pub async fn run(self) {
+        let mut batch = self.poll().await;
         loop {
-            let batch = self.poll().await;
             if batch.offsets.is_empty() {
+                batch = self.poll().await;
                 continue;
             }
-            self.flush_until_done(&batch.events).await;
-            self.commit(&batch.offsets);
-            self.progress.advance(&batch.offsets);
+            // The next batch is read while this one is written: an event arriving during a flush waits for that
+            // flush to end, not for it and then a whole polling window. Batches are still written and committed
+            // one after the other, in log order.
+            let (next, ()) = tokio::join!(self.poll(), self.store(&batch));
+            batch = next;
         }
+    }
+
+    /// Steps 2-6 for one polled batch.
+    async fn store(&self, batch: &Batch) {
+        self.flush_until_done(&batch.events).await;
+        self.commit(&batch.offsets);
+        self.progress.advance(&batch.offsets);
     }
 
     async fn poll(&self) -> Batch {
@@ -323,8 +343,10 @@ impl Sink {
                 tracing::error!(error = %e, partition, "building the offset commit");
             }
         }
-        if let Err(e) = self.consumer.commit(&list, CommitMode::Sync) {
-            // The batch is stored; a replay after a restart is deduplicated, so this only costs work.
+        // Asynchronous: the flush loop does not wait a broker round trip (which blocked a runtime thread) for
+        // something that only saves work. The broker applies a partition's commits in the order sent; a commit lost
+        // to a crash means a replay, which steps 3-5 make a no-op. Failures are logged by `commit_callback`.
+        if let Err(e) = self.consumer.commit(&list, CommitMode::Async) {
             tracing::warn!(error = %e, "committing sink offsets failed");
         }
     }

@@ -276,6 +276,11 @@ pub struct ScaleConfig {
     #[arg(long, env = "BILLSTREAM_SINK_GROUP", default_value = "billstream-sink", global = true)]
     pub sink_group: String,
 
+    /// Longest the sink waits, after a batch's first record, for more before writing it (scale mode). Shorter means
+    /// fresher data; longer means fewer, bigger ClickHouse inserts (each makes parts the server merges later).
+    #[arg(long, env = "BILLSTREAM_SINK_MAX_WAIT_MS", default_value = "100", value_parser = parse_sink_wait, global = true)]
+    pub sink_max_wait_ms: u64,
+
     /// ClickHouse HTTP URL, e.g. `http://127.0.0.1:8123` (scale mode).
     #[arg(long, env = "BILLSTREAM_CLICKHOUSE_URL", value_parser = parse_clickhouse_url, global = true)]
     pub clickhouse_url: Option<String>,
@@ -324,6 +329,13 @@ fn parse_partitions(s: &str) -> Result<i32, String> {
     match s.trim().parse::<i32>() {
         Ok(n) if (1..=1000).contains(&n) => Ok(n),
         _ => Err(format!("BILLSTREAM_KAFKA_PARTITIONS (--kafka-partitions): `{s}` must be a number from 1 to 1000")),
+    }
+}
+
+fn parse_sink_wait(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (1..=60_000).contains(&n) => Ok(n),
+        _ => Err(format!("BILLSTREAM_SINK_MAX_WAIT_MS (--sink-max-wait-ms): `{s}` must be a number from 1 to 60000")),
     }
 }
 
@@ -473,6 +485,8 @@ mod tests {
         assert!(parse_clickhouse_url("tcp://x").unwrap_err().contains("BILLSTREAM_CLICKHOUSE_URL"));
         assert!(parse_ch_database("a-b").unwrap_err().contains("BILLSTREAM_CLICKHOUSE_DATABASE"));
         assert!(parse_partitions("0").unwrap_err().contains("BILLSTREAM_KAFKA_PARTITIONS"));
+        assert!(parse_sink_wait("0").unwrap_err().contains("BILLSTREAM_SINK_MAX_WAIT_MS"));
+        assert_eq!(parse_sink_wait(" 250 ").unwrap(), 250);
         assert_eq!(
             parse_producer_settings(" linger.ms=5, compression.type=lz4 ").unwrap(),
             ProducerSettings(vec![("linger.ms".into(), "5".into()), ("compression.type".into(), "lz4".into())])

@@ -16,6 +16,7 @@ pub struct Scale {
     pub log: KafkaLog,
     pub store: ClickHouseStore,
     pub sink_group: String,
+    pub sink_max_wait: std::time::Duration,
 }
 
 impl Scale {
@@ -34,13 +35,20 @@ impl Scale {
         };
         ensure_topic(&kafka).await.map_err(anyhow::Error::msg)?;
         let log = KafkaLog::new(&kafka).map_err(anyhow::Error::msg)?;
-        Ok(Scale { kafka, log, store, sink_group: config.sink_group.clone() })
+        Ok(Scale {
+            kafka,
+            log,
+            store,
+            sink_group: config.sink_group.clone(),
+            sink_max_wait: std::time::Duration::from_millis(config.sink_max_wait_ms),
+        })
     }
 
     /// A sink on this log and store; `pool` is the catalog (metrics, charges) and the `event_errors` table.
     pub fn sink(&self, pool: PgPool) -> anyhow::Result<Sink> {
         let mut config = SinkConfig::new(self.kafka.clone());
         config.group_id = self.sink_group.clone();
+        config.max_wait = self.sink_max_wait;
         Sink::new(config, self.store.clone(), pool).map_err(anyhow::Error::msg)
     }
 }

@@ -81,6 +81,7 @@ pub fn scale_config() -> (ScaleConfig, String) {
         kafka_partitions: 3,
         kafka_producer_settings: Default::default(),
         sink_group: format!("sink-{topic}"),
+        sink_max_wait_ms: 100,
         clickhouse_url: Some(clickhouse.url()),
         clickhouse_database: database.clone(),
     };

@@ -300,13 +300,23 @@ impl Sink {
             return Ok(());
         }
         let rules = self.recorder.load(events).await.map_err(|e| ("rules", e.to_string()))?;
-        // Each event's properties are parsed once, for both its enrichment and its checks.
+        // Each event's properties are parsed once, for both its enrichment and its checks. The events of a record
+        // follow each other and share organization and subscription, mostly code too: their rule is looked up once.
+        let mut last: Option<(&Event, Option<MetricRule>)> = None;
         let (enrichments, findings): (Vec<Enrichment>, Vec<Vec<ErrorKind>>) = events
             .iter()
             .map(|e| {
                 let properties: Value = serde_json::from_str(&e.properties).unwrap_or(Value::Null);
-                let rule = rules.rule_for(e);
-                (enrich(&properties, rule.as_ref()), check(&properties, rule.as_ref()))
+                let same = last.as_ref().is_some_and(|(p, _)| {
+                    p.organization_id == e.organization_id
+                        && p.code == e.code
+                        && p.external_subscription_id == e.external_subscription_id
+                });
+                if !same {
+                    last = Some((e, rules.rule_for(e)));
+                }
+                let rule = last.as_ref().and_then(|(_, r)| r.as_ref());
+                (enrich(&properties, rule), check(&properties, rule))
             })
             .unzip();
         let written = {

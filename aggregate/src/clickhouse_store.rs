@@ -421,7 +421,6 @@ impl ClickHouseStore {
                     micros(e.ingested_at),
                 );
             }
-            recent.bound();
         }
         Ok(Written { new: new.len() as u64, duplicates })
     }
@@ -440,7 +439,8 @@ impl ClickHouseStore {
         missing.sort_unstable();
         missing.dedup();
         missing.retain(|&(org, sub)| recent.complete_from(org, sub).is_none());
-        if missing.is_empty() {
+        // Full, the memory takes no more subscriptions (the store is asked for them) until expiry makes room.
+        if missing.is_empty() || !recent.has_room() {
             return Ok(());
         }
         let from = recent.window_start(Utc::now().timestamp_micros());
@@ -458,14 +458,20 @@ impl ClickHouseStore {
                      WHERE organization_id IN (SELECT arrayJoin(?))
                        AND external_subscription_id IN (SELECT arrayJoin(?))
                        AND timestamp_us >= ?
-                     GROUP BY organization_id, external_subscription_id, transaction_id",
+                     GROUP BY organization_id, external_subscription_id, transaction_id
+                     LIMIT ?",
                 )
                 .bind(orgs)
                 .bind(subs)
                 .bind(from)
+                .bind(recent.room() as u64 + 1)
                 .fetch_all()
                 .await
                 .map_err(ch_error)?;
+            if rows.len() > recent.room() {
+                // These subscriptions do not fit: the store is asked for them.
+                return Ok(());
+            }
             let mut found: HashMap<(Uuid, &str), Vec<StoredIdentity<'_>>> =
                 chunk.iter().map(|&key| (key, Vec::new())).collect();
             for r in &rows {

@@ -53,7 +53,8 @@ struct Stored {
 pub struct RecentIdentities {
     /// How far from an event's timestamp a stored copy counts as the same event (the store check's reach).
     reach_us: i64,
-    /// Most identities kept; past it everything is forgotten and loaded again as needed.
+    /// Most identities kept (a subscription loaded last may overshoot it by its own); when full, no subscription is
+    /// loaded and one that cannot add its new identities loses its claim, until expiry makes room.
     max_entries: usize,
     /// Per subscription: the timestamp from which every stored identity is in `ids`.
     complete_from: HashMap<(Uuid, String), i64>,
@@ -161,7 +162,17 @@ impl RecentIdentities {
             self.insert(identity_hash(organization_id, external_subscription_id, tx), timestamp_us, ingested_us);
         }
         self.complete_from.insert((organization_id, external_subscription_id.to_owned()), from);
-        self.bound();
+    }
+
+    /// Whether another subscription may be loaded. Full, the caller asks the store for unloaded subscriptions
+    /// instead; expiry makes room again.
+    pub fn has_room(&self) -> bool {
+        self.room() > 0
+    }
+
+    /// How many more identities fit.
+    pub fn room(&self) -> usize {
+        self.max_entries.saturating_sub(self.ids.len())
     }
 
     /// Records an identity just stored (both tables hold it).
@@ -173,6 +184,12 @@ impl RecentIdentities {
         timestamp_us: i64,
         ingested_us: i64,
     ) {
+        if !self.has_room() {
+            // Full: the subscription's claim cannot be kept complete, so it is dropped (its events go to the store)
+            // rather than everything forgotten, which made every later flush reload every subscription at once.
+            self.complete_from.remove(&(organization_id, external_subscription_id.to_owned()));
+            return;
+        }
         self.insert(
             identity_hash(organization_id, external_subscription_id, transaction_id),
             timestamp_us,
@@ -185,13 +202,6 @@ impl RecentIdentities {
         let entry = self.ids.entry(key).or_insert(Stored { timestamp_us, ingested_us });
         if ingested_us < entry.ingested_us {
             *entry = Stored { timestamp_us, ingested_us };
-        }
-    }
-
-    /// Call after adding a batch: past the limit, forget everything (subscriptions are loaded again when next seen).
-    pub fn bound(&mut self) {
-        if self.ids.len() > self.max_entries {
-            self.clear();
         }
     }
 
@@ -283,7 +293,7 @@ mod tests {
     }
 
     #[test]
-    fn expiry_moves_the_bound_and_the_limit_forgets_all() {
+    fn expiry_moves_the_bound() {
         let mut r = RecentIdentities::new(DAY, 3);
         r.load(org(), "s", 0, [("t1", DAY, 1), ("t2", 3 * DAY, 1)]);
         r.expire(2 * DAY);
@@ -299,12 +309,26 @@ mod tests {
         assert_eq!(r.len(), 1, "not again within the minute");
         r.expire_due(10 * DAY + EXPIRE_EVERY_MICROS);
         assert!(r.is_empty());
-        r.load(org(), "s", 2 * DAY, [("t2", 3 * DAY, 1)]);
-        for tx in ["a", "b", "c"] {
-            r.add(org(), "s", tx, 3 * DAY, 2);
-        }
-        r.bound();
-        assert!(r.is_empty());
-        assert_eq!(r.complete_from(org(), "s"), None);
+    }
+
+    #[test]
+    fn when_full_a_subscription_loses_its_claim_and_nothing_else_is_forgotten() {
+        let mut r = RecentIdentities::new(DAY, 3);
+        r.load(org(), "s", 2 * DAY, [("t1", 3 * DAY, 1)]);
+        r.load(org(), "u", 2 * DAY, [("u1", 3 * DAY, 1)]);
+        r.add(org(), "s", "t2", 3 * DAY, 2);
+        assert!(!r.has_room());
+        // A third subscription would not be loaded by the store (the caller checks `has_room`); an add for a
+        // loaded one that does not fit drops that subscription's claim only.
+        r.add(org(), "s", "t3", 3 * DAY, 2);
+        assert_eq!(r.len(), 3);
+        let (s, u) = (r.complete_from(org(), "s"), r.complete_from(org(), "u"));
+        assert_eq!(s, None);
+        assert_eq!(r.lookup(s, org(), "s", "t3", 3 * DAY), Lookup::Unknown, "t3 was stored, so ask the store");
+        assert_eq!(r.lookup(u, org(), "u", "u1", 3 * DAY), Lookup::Stored { ingested_us: 1 });
+        assert_eq!(r.lookup(u, org(), "u", "u2", 3 * DAY), Lookup::New);
+        // Expiry makes room; the subscription is then loaded again when next seen.
+        r.expire(4 * DAY);
+        assert!(r.has_room());
     }
 }

@@ -59,8 +59,8 @@ pub struct SinkConfig {
     pub max_rows: usize,
     /// Longest a flush waits to fill up after its first record.
     pub max_wait: Duration,
-    /// Most stored identities remembered ([`RecentIdentities`]); about 50 bytes each. Past it the sink forgets them
-    /// all and asks the store again, subscription by subscription.
+    /// Most stored identities remembered ([`RecentIdentities`]); about 50 bytes each. When full, subscriptions that
+    /// do not fit are checked against the store (as without the memory) until expiry makes room.
     pub max_remembered: usize,
 }
 

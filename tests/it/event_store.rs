@@ -131,7 +131,8 @@ async fn the_stored_check_reaches_a_day_around_the_event() {
 /// The sink's memory of stored identities ([`RecentIdentities`]) gives the answers the store check gives: it loads
 /// a subscription's recent identities once, then answers for events of the last hour without a query; older events
 /// still ask the store. A writer it does not know of slips past it (that is why the sink clears it after a
-/// rebalance or a failed flush), and reads still count such an identity once.
+/// rebalance or a failed flush), and reads still count such an identity once. A subscription that does not fit is
+/// left to the store.
 #[tokio::test]
 async fn remembered_identities_answer_as_the_store_does() {
     let (store, _, _) = store().await;
@@ -191,4 +192,12 @@ async fn remembered_identities_answer_as_the_store_does() {
         store.write_enriched_knowing(&third, &plain(&third), Some(&mut recent)).await.unwrap(),
         Written { new: 0, duplicates: vec![0] }
     );
+
+    // A memory too small for the subscription's recent identities (three) does not load it: the store answers.
+    let mut small = RecentIdentities::new(reach, 2);
+    let batch = [Event { ingested_at: now + chrono::Duration::seconds(3), ..fresh }, at("newer", now, now)];
+    let written = store.write_enriched_knowing(&batch, &plain(&batch), Some(&mut small)).await.unwrap();
+    assert_eq!(written, Written { new: 1, duplicates: vec![0] });
+    assert_eq!(small.complete_from(live.organization_id, "sub-r"), None, "not loaded");
+    assert!(small.len() <= 2);
 }

@@ -1,7 +1,7 @@
 //! Usage events in: the `/api/v1/events` handlers, the parsing and checks of the event contract, the `EventLog` seam
 //! with its embedded adapter (group commit into the Postgres event store), and the asynchronous validation that feeds
-//! the `events.errors` report; and scale mode's adapters: the Kafka `EventLog` ([`kafka`]), its record format ([`record`]) and the sink that moves the
-//! log into ClickHouse ([`sink`]).
+//! the `events.errors` report; and scale mode's adapters: the Kafka `EventLog` ([`kafka`]), its record format
+//! ([`record`]) and the sink that moves the log into ClickHouse ([`sink`]).
 
 pub mod api;
 pub mod group_commit;

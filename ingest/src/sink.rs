@@ -21,9 +21,9 @@
 //!    replayed, and steps 3-5 make the replay a no-op. A failed commit is only logged, for the same reason.
 //!
 //! A step that fails (ClickHouse or Postgres down) is retried with backoff, without committing and without reading
-//! past the one next batch, so nothing after the failed batch is acknowledged to the log first. Every event of an identity is on
-//! one partition (the record key is organization + subscription), so one consumer sees all copies of an identity in
-//! log order and "first accepted wins" is the log's order.
+//! past the one next batch, so nothing after the failed batch is acknowledged to the log first. Every event of an
+//! identity is on one partition (the record key is organization + subscription), so one consumer sees all copies of
+//! an identity in log order and "first accepted wins" is the log's order.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};

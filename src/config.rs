@@ -281,6 +281,11 @@ pub struct ScaleConfig {
     #[arg(long, env = "BILLSTREAM_SINK_MAX_WAIT_MS", default_value = "100", value_parser = parse_sink_wait, global = true)]
     pub sink_max_wait_ms: u64,
 
+    /// Most stored event identities the sink remembers, so that it need not ask ClickHouse whether an event is a
+    /// retry (scale mode); about 50 bytes each. A subscription is remembered when its last day and hour fit.
+    #[arg(long, env = "BILLSTREAM_SINK_MAX_REMEMBERED", default_value = "2000000", value_parser = parse_remembered, global = true)]
+    pub sink_max_remembered: usize,
+
     /// ClickHouse HTTP URL, e.g. `http://127.0.0.1:8123` (scale mode).
     #[arg(long, env = "BILLSTREAM_CLICKHOUSE_URL", value_parser = parse_clickhouse_url, global = true)]
     pub clickhouse_url: Option<String>,
@@ -336,6 +341,15 @@ fn parse_sink_wait(s: &str) -> Result<u64, String> {
     match s.trim().parse::<u64>() {
         Ok(n) if (1..=60_000).contains(&n) => Ok(n),
         _ => Err(format!("BILLSTREAM_SINK_MAX_WAIT_MS (--sink-max-wait-ms): `{s}` must be a number from 1 to 60000")),
+    }
+}
+
+fn parse_remembered(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n <= 1_000_000_000 => Ok(n),
+        _ => Err(format!(
+            "BILLSTREAM_SINK_MAX_REMEMBERED (--sink-max-remembered): `{s}` must be a number from 0 to 1000000000"
+        )),
     }
 }
 
@@ -487,6 +501,8 @@ mod tests {
         assert!(parse_partitions("0").unwrap_err().contains("BILLSTREAM_KAFKA_PARTITIONS"));
         assert!(parse_sink_wait("0").unwrap_err().contains("BILLSTREAM_SINK_MAX_WAIT_MS"));
         assert_eq!(parse_sink_wait(" 250 ").unwrap(), 250);
+        assert!(parse_remembered("-1").unwrap_err().contains("BILLSTREAM_SINK_MAX_REMEMBERED"));
+        assert_eq!(parse_remembered("0").unwrap(), 0);
         assert_eq!(
             parse_producer_settings(" linger.ms=5, compression.type=lz4 ").unwrap(),
             ProducerSettings(vec![("linger.ms".into(), "5".into()), ("compression.type".into(), "lz4".into())])

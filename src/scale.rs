@@ -17,6 +17,7 @@ pub struct Scale {
     pub store: ClickHouseStore,
     pub sink_group: String,
     pub sink_max_wait: std::time::Duration,
+    pub sink_max_remembered: usize,
 }
 
 impl Scale {
@@ -41,6 +42,7 @@ impl Scale {
             store,
             sink_group: config.sink_group.clone(),
             sink_max_wait: std::time::Duration::from_millis(config.sink_max_wait_ms),
+            sink_max_remembered: config.sink_max_remembered,
         })
     }
 
@@ -49,6 +51,7 @@ impl Scale {
         let mut config = SinkConfig::new(self.kafka.clone());
         config.group_id = self.sink_group.clone();
         config.max_wait = self.sink_max_wait;
+        config.max_remembered = self.sink_max_remembered;
         Sink::new(config, self.store.clone(), pool).map_err(anyhow::Error::msg)
     }
 }

@@ -82,6 +82,7 @@ pub fn scale_config() -> (ScaleConfig, String) {
         kafka_producer_settings: Default::default(),
         sink_group: format!("sink-{topic}"),
         sink_max_wait_ms: 100,
+        sink_max_remembered: 2_000_000,
         clickhouse_url: Some(clickhouse.url()),
         clickhouse_database: database.clone(),
     };

@@ -283,7 +283,7 @@ pub struct ScaleConfig {
 
     /// Most stored event identities the sink remembers, so that it need not ask ClickHouse whether an event is a
     /// retry (scale mode); about 50 bytes each. A subscription is remembered when its last day and hour fit.
-    #[arg(long, env = "BILLSTREAM_SINK_MAX_REMEMBERED", default_value = "2000000", value_parser = parse_remembered, global = true)]
+    #[arg(long, env = "BILLSTREAM_SINK_MAX_REMEMBERED", default_value = "10000000", value_parser = parse_remembered, global = true)]
     pub sink_max_remembered: usize,
 
     /// ClickHouse HTTP URL, e.g. `http://127.0.0.1:8123` (scale mode).

@@ -71,7 +71,7 @@ impl SinkConfig {
             group_id: "billstream-sink".into(),
             max_rows: 50_000,
             max_wait: Duration::from_millis(100),
-            max_remembered: 2_000_000,
+            max_remembered: 10_000_000,
         }
     }
 }

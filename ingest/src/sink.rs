@@ -300,25 +300,14 @@ impl Sink {
             return Ok(());
         }
         let rules = self.recorder.load(events).await.map_err(|e| ("rules", e.to_string()))?;
-        // Each event's properties are parsed once, for both its enrichment and its checks. The events of a record
-        // follow each other and share organization and subscription, mostly code too: their rule is looked up once.
-        let mut last: Option<(&Event, Option<MetricRule>)> = None;
-        let (enrichments, findings): (Vec<Enrichment>, Vec<Vec<ErrorKind>>) = events
-            .iter()
-            .map(|e| {
-                let properties: Value = serde_json::from_str(&e.properties).unwrap_or(Value::Null);
-                let same = last.as_ref().is_some_and(|(p, _)| {
-                    p.organization_id == e.organization_id
-                        && p.code == e.code
-                        && p.external_subscription_id == e.external_subscription_id
-                });
-                if !same {
-                    last = Some((e, rules.rule_for(e)));
-                }
-                let rule = last.as_ref().and_then(|(_, r)| r.as_ref());
-                (enrich(&properties, rule), check(&properties, rule))
-            })
-            .unzip();
+        // Each event's properties are parsed once, for both its enrichment and its checks.
+        let mut enrichments: Vec<Enrichment> = Vec::with_capacity(events.len());
+        let mut findings: Vec<Vec<ErrorKind>> = Vec::with_capacity(events.len());
+        rules.for_each_rule(events, |e, rule| {
+            let properties: Value = serde_json::from_str(&e.properties).unwrap_or(Value::Null);
+            enrichments.push(enrich(&properties, rule));
+            findings.push(check(&properties, rule));
+        });
         let written = {
             let mut recent = self.recent.lock().await;
             if self.consumer.context().rebalanced.swap(false, Ordering::SeqCst) {

@@ -115,6 +115,24 @@ impl Rules {
         }
         Some(rule)
     }
+
+    /// Calls `f` with each event of `events`, in order, and its rule. Events that follow one another with the same
+    /// organization, subscription and code (the events of one request or record, mostly) share one lookup: a lookup
+    /// clones the rule and its keys.
+    pub fn for_each_rule<'e>(&self, events: &'e [Event], mut f: impl FnMut(&'e Event, Option<&MetricRule>)) {
+        let mut last: Option<(&Event, Option<MetricRule>)> = None;
+        for e in events {
+            let same = last.as_ref().is_some_and(|(p, _)| {
+                p.organization_id == e.organization_id
+                    && p.code == e.code
+                    && p.external_subscription_id == e.external_subscription_id
+            });
+            if !same {
+                last = Some((e, self.rule_for(e)));
+            }
+            f(e, last.as_ref().and_then(|(_, r)| r.as_ref()));
+        }
+    }
 }
 
 impl Recorder {
@@ -252,13 +270,11 @@ impl Recorder {
 
     async fn record(&self, events: &[Event]) -> Result<(), sqlx::Error> {
         let rules = self.load(events).await?;
-        let findings: Vec<Vec<ErrorKind>> = events
-            .iter()
-            .map(|e| {
-                let properties: Value = serde_json::from_str(&e.properties).unwrap_or(Value::Null);
-                check(&properties, rules.rule_for(e).as_ref())
-            })
-            .collect();
+        let mut findings: Vec<Vec<ErrorKind>> = Vec::with_capacity(events.len());
+        rules.for_each_rule(events, |e, rule| {
+            let properties: Value = serde_json::from_str(&e.properties).unwrap_or(Value::Null);
+            findings.push(check(&properties, rule));
+        });
         self.record_findings(events, &findings).await
     }
 
@@ -308,6 +324,41 @@ mod tests {
 
     fn rule(agg: &str, field: Option<&str>) -> MetricRule {
         MetricRule { aggregation_type: agg.into(), field_name: field.map(Into::into), ..MetricRule::default() }
+    }
+
+    #[test]
+    fn each_event_gets_its_own_rule_when_lookups_are_shared() {
+        let org = Uuid::from_u128(1);
+        let mut rules = Rules::default();
+        rules.metrics.insert((org, "calls".into()), rule("sum_agg", Some("n")));
+        rules.metrics.insert((org, "seats".into()), rule("count_agg", None));
+        rules.group_keys.insert((org, "sub-b".into(), "calls".into()), vec!["region".into()]);
+        let event = |sub: &str, code: &str| Event {
+            organization_id: org,
+            external_subscription_id: sub.into(),
+            transaction_id: "tx".into(),
+            code: code.into(),
+            timestamp: chrono::DateTime::from_timestamp_micros(0).unwrap(),
+            properties: "{}".into(),
+            precise_total_amount_cents: None,
+            ingested_at: chrono::DateTime::from_timestamp_micros(0).unwrap(),
+        };
+        let events = [
+            event("sub-a", "calls"),
+            event("sub-a", "calls"),
+            event("sub-b", "calls"),
+            event("sub-b", "seats"),
+            event("sub-b", "nope"),
+            event("sub-b", "nope"),
+            event("sub-a", "calls"),
+        ];
+        let mut seen = Vec::new();
+        rules.for_each_rule(&events, |e, r| seen.push((e.external_subscription_id.clone(), r.cloned())));
+        let expected: Vec<_> = events.iter().map(|e| (e.external_subscription_id.clone(), rules.rule_for(e))).collect();
+        assert_eq!(seen, expected);
+        assert_eq!(seen[2].1.as_ref().map(|r| r.group_keys.clone()), Some(vec!["region".to_owned()]));
+        assert_eq!(seen[0].1.as_ref().map(|r| r.group_keys.len()), Some(0));
+        assert_eq!(seen[4].1, None);
     }
 
     #[test]

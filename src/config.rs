@@ -1,7 +1,9 @@
 //! Command line and configuration: one struct from flags and environment variables, Lago's variable names where Lago
 //! has one. A bad value stops start-up with a message that names the variable and what is wrong with it.
 
+use std::fmt::Display;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -218,11 +220,19 @@ fn parse_alert_days(s: &str) -> Result<AlertDays, String> {
     }
 }
 
-fn parse_attempts(s: &str) -> Result<u32, String> {
-    match s.trim().parse::<u32>() {
-        Ok(n) if (1..=100).contains(&n) => Ok(n),
-        _ => Err(format!("LAGO_WEBHOOK_ATTEMPTS (--webhook-attempts): `{s}` must be a number from 1 to 100")),
+/// A whole number within `range`, else an error naming the setting (`VARIABLE (--flag)`) and the range.
+fn number_in<T>(s: &str, range: RangeInclusive<T>, setting: &str) -> Result<T, String>
+where
+    T: FromStr + PartialOrd + Display,
+{
+    match s.trim().parse::<T>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(format!("{setting}: `{s}` must be a number from {} to {}", range.start(), range.end())),
     }
+}
+
+fn parse_attempts(s: &str) -> Result<u32, String> {
+    number_in(s, 1..=100, "LAGO_WEBHOOK_ATTEMPTS (--webhook-attempts)")
 }
 
 fn parse_webhook_timeout(s: &str) -> Result<u64, String> {
@@ -331,26 +341,15 @@ fn parse_producer_settings(s: &str) -> Result<ProducerSettings, String> {
 }
 
 fn parse_partitions(s: &str) -> Result<i32, String> {
-    match s.trim().parse::<i32>() {
-        Ok(n) if (1..=1000).contains(&n) => Ok(n),
-        _ => Err(format!("BILLSTREAM_KAFKA_PARTITIONS (--kafka-partitions): `{s}` must be a number from 1 to 1000")),
-    }
+    number_in(s, 1..=1000, "BILLSTREAM_KAFKA_PARTITIONS (--kafka-partitions)")
 }
 
 fn parse_sink_wait(s: &str) -> Result<u64, String> {
-    match s.trim().parse::<u64>() {
-        Ok(n) if (1..=60_000).contains(&n) => Ok(n),
-        _ => Err(format!("BILLSTREAM_SINK_MAX_WAIT_MS (--sink-max-wait-ms): `{s}` must be a number from 1 to 60000")),
-    }
+    number_in(s, 1..=60_000, "BILLSTREAM_SINK_MAX_WAIT_MS (--sink-max-wait-ms)")
 }
 
 fn parse_remembered(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if n <= 1_000_000_000 => Ok(n),
-        _ => Err(format!(
-            "BILLSTREAM_SINK_MAX_REMEMBERED (--sink-max-remembered): `{s}` must be a number from 0 to 1000000000"
-        )),
-    }
+    number_in(s, 0..=1_000_000_000, "BILLSTREAM_SINK_MAX_REMEMBERED (--sink-max-remembered)")
 }
 
 fn parse_clickhouse_url(s: &str) -> Result<String, String> {
@@ -448,21 +447,11 @@ fn parse_max_body(s: &str) -> Result<usize, String> {
 }
 
 fn parse_batch_limit(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if (1..=100_000).contains(&n) => Ok(n),
-        _ => {
-            Err(format!("LAGO_EVENTS_BATCH_MAX_LENGTH (--events-batch-limit): `{s}` must be a number from 1 to 100000"))
-        }
-    }
+    number_in(s, 1..=100_000, "LAGO_EVENTS_BATCH_MAX_LENGTH (--events-batch-limit)")
 }
 
 fn parse_inflight(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if (1..=64).contains(&n) => Ok(n),
-        _ => {
-            Err(format!("BILLSTREAM_INGEST_MAX_INFLIGHT (--ingest-max-inflight): `{s}` must be a number from 1 to 64"))
-        }
-    }
+    number_in(s, 1..=64, "BILLSTREAM_INGEST_MAX_INFLIGHT (--ingest-max-inflight)")
 }
 
 fn parse_tick(s: &str) -> Result<u64, String> {
@@ -475,12 +464,7 @@ fn parse_tick(s: &str) -> Result<u64, String> {
 }
 
 fn parse_pool_size(s: &str) -> Result<u32, String> {
-    match s.trim().parse::<u32>() {
-        Ok(n) if (1..=1000).contains(&n) => Ok(n),
-        _ => {
-            Err(format!("BILLSTREAM_DB_MAX_CONNECTIONS (--db-max-connections): `{s}` must be a number from 1 to 1000"))
-        }
-    }
+    number_in(s, 1..=1000, "BILLSTREAM_DB_MAX_CONNECTIONS (--db-max-connections)")
 }
 
 #[cfg(test)]
@@ -499,6 +483,10 @@ mod tests {
         assert!(parse_clickhouse_url("tcp://x").unwrap_err().contains("BILLSTREAM_CLICKHOUSE_URL"));
         assert!(parse_ch_database("a-b").unwrap_err().contains("BILLSTREAM_CLICKHOUSE_DATABASE"));
         assert!(parse_partitions("0").unwrap_err().contains("BILLSTREAM_KAFKA_PARTITIONS"));
+        assert_eq!(
+            parse_partitions("x").unwrap_err(),
+            "BILLSTREAM_KAFKA_PARTITIONS (--kafka-partitions): `x` must be a number from 1 to 1000"
+        );
         assert!(parse_sink_wait("0").unwrap_err().contains("BILLSTREAM_SINK_MAX_WAIT_MS"));
         assert_eq!(parse_sink_wait(" 250 ").unwrap(), 250);
         assert!(parse_remembered("-1").unwrap_err().contains("BILLSTREAM_SINK_MAX_REMEMBERED"));

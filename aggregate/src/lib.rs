@@ -4,6 +4,7 @@
 
 pub mod clickhouse_store;
 pub mod details;
+pub mod identity_filter;
 pub mod jobs;
 pub mod metrics;
 pub mod postgres;

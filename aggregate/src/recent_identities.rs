@@ -17,12 +17,19 @@
 //!
 //! Identities are kept as 128-bit SipHash values of (organization, subscription, transaction id): two different
 //! identities of one subscription are taken for each other with a probability near 2^-128 per pair.
+//!
+//! Two tiers: an exact map (about 50 bytes an identity, answers "stored, received at" without a query) up to
+//! `max_entries`, then an [`IdentityFilter`] (15 bits an identity) whose "maybe" is [`Lookup::Unknown`]: new events
+//! are still answered here, and duplicates, rare, ask the store. Only when both are full does a subscription lose its
+//! claim.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use siphasher::sip128::{Hasher128, SipHasher13};
 use uuid::Uuid;
+
+use crate::identity_filter::IdentityFilter;
 
 /// What is known of one identity at one event timestamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +46,10 @@ pub enum Lookup {
 /// to an hour old are then answered here.
 pub const MARGIN_MICROS: i64 = 3_600_000_000;
 
+/// Generations of the filter tier, each of `max_entries` identities: eight times the exact map's identities, in
+/// under a third of its memory.
+pub const FILTER_GENERATIONS: usize = 8;
+
 /// How often [`RecentIdentities::expire_due`] drops identities that fell out of the window.
 const EXPIRE_EVERY_MICROS: i64 = 60_000_000;
 
@@ -53,12 +64,13 @@ struct Stored {
 pub struct RecentIdentities {
     /// How far from an event's timestamp a stored copy counts as the same event (the store check's reach).
     reach_us: i64,
-    /// Most identities kept (a subscription loaded last may overshoot it by its own); when full, no subscription is
-    /// loaded and one that cannot add its new identities loses its claim, until expiry makes room.
+    /// Most identities kept in `ids`; the rest go to `filter`. When both are full, no subscription is loaded and one
+    /// that cannot add its new identities loses its claim, until expiry makes room.
     max_entries: usize,
-    /// Per subscription: the timestamp from which every stored identity is in `ids`.
+    /// Per subscription: the timestamp from which every stored identity is in `ids` or `filter`.
     complete_from: HashMap<(Uuid, String), i64>,
     ids: HashMap<u128, Stored, BuildHasherDefault<KeyIsHash>>,
+    filter: IdentityFilter,
     /// When [`RecentIdentities::expire_due`] last expired (Unix microseconds).
     expired_at_us: Option<i64>,
 }
@@ -96,12 +108,19 @@ fn identity_hash(organization_id: Uuid, external_subscription_id: &str, transact
 }
 
 impl RecentIdentities {
+    /// An exact map of `max_entries` identities and a filter of [`FILTER_GENERATIONS`] times as many.
     pub fn new(reach_us: i64, max_entries: usize) -> Self {
+        Self::with_filter(reach_us, max_entries, FILTER_GENERATIONS)
+    }
+
+    /// An exact map of `max_entries` identities and a filter of `filter_generations` generations of as many.
+    pub fn with_filter(reach_us: i64, max_entries: usize, filter_generations: usize) -> Self {
         RecentIdentities {
             reach_us,
             max_entries,
             complete_from: HashMap::new(),
             ids: HashMap::default(),
+            filter: IdentityFilter::new(max_entries, filter_generations),
             expired_at_us: None,
         }
     }
@@ -112,13 +131,18 @@ impl RecentIdentities {
         now_us - self.reach_us - MARGIN_MICROS
     }
 
-    /// Identities kept.
+    /// Identities kept exactly.
     pub fn len(&self) -> usize {
         self.ids.len()
     }
 
+    /// Identities kept in the filter tier.
+    pub fn filtered(&self) -> usize {
+        self.filter.len()
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.ids.is_empty() && self.filter.is_empty()
     }
 
     /// The bound from which the subscription's stored identities are all known, if it was loaded.
@@ -141,10 +165,13 @@ impl RecentIdentities {
         if timestamp_us.saturating_sub(self.reach_us) < from {
             return Lookup::Unknown;
         }
-        match self.ids.get(&identity_hash(organization_id, external_subscription_id, transaction_id)) {
+        let key = identity_hash(organization_id, external_subscription_id, transaction_id);
+        match self.ids.get(&key) {
             Some(s) if s.timestamp_us.abs_diff(timestamp_us) <= self.reach_us.unsigned_abs() => {
                 Lookup::Stored { ingested_us: s.ingested_us }
             }
+            // Maybe a copy the filter holds: only the store knows its timestamp and receipt.
+            _ if self.filter.may_contain(key) => Lookup::Unknown,
             _ => Lookup::New,
         }
     }
@@ -158,10 +185,15 @@ impl RecentIdentities {
         from: i64,
         stored: impl IntoIterator<Item = (&'a str, i64, i64)>,
     ) {
+        let mut complete = true;
         for (tx, timestamp_us, ingested_us) in stored {
-            self.insert(identity_hash(organization_id, external_subscription_id, tx), timestamp_us, ingested_us);
+            complete &=
+                self.insert(identity_hash(organization_id, external_subscription_id, tx), timestamp_us, ingested_us);
         }
-        self.complete_from.insert((organization_id, external_subscription_id.to_owned()), from);
+        // The caller loads no more than `room`; should it, the subscription is not claimed.
+        if complete {
+            self.complete_from.insert((organization_id, external_subscription_id.to_owned()), from);
+        }
     }
 
     /// Whether another subscription may be loaded. Full, the caller asks the store for unloaded subscriptions
@@ -170,9 +202,9 @@ impl RecentIdentities {
         self.room() > 0
     }
 
-    /// How many more identities fit.
+    /// How many more identities fit, in both tiers.
     pub fn room(&self) -> usize {
-        self.max_entries.saturating_sub(self.ids.len())
+        self.max_entries.saturating_sub(self.ids.len()) + self.filter.room()
     }
 
     /// Records an identity just stored (both tables hold it).
@@ -184,31 +216,35 @@ impl RecentIdentities {
         timestamp_us: i64,
         ingested_us: i64,
     ) {
-        if !self.has_room() {
+        let key = identity_hash(organization_id, external_subscription_id, transaction_id);
+        if !self.insert(key, timestamp_us, ingested_us) {
             // Full: the subscription's claim cannot be kept complete, so it is dropped (its events go to the store)
             // rather than everything forgotten, which made every later flush reload every subscription at once.
             self.complete_from.remove(&(organization_id, external_subscription_id.to_owned()));
-            return;
         }
-        self.insert(
-            identity_hash(organization_id, external_subscription_id, transaction_id),
-            timestamp_us,
-            ingested_us,
-        );
     }
 
-    fn insert(&mut self, key: u128, timestamp_us: i64, ingested_us: i64) {
-        // The earliest receipt is the copy reads keep.
-        let entry = self.ids.entry(key).or_insert(Stored { timestamp_us, ingested_us });
-        if ingested_us < entry.ingested_us {
-            *entry = Stored { timestamp_us, ingested_us };
+    /// Keeps an identity, exactly while there is room, else in the filter; false when neither has room.
+    fn insert(&mut self, key: u128, timestamp_us: i64, ingested_us: i64) -> bool {
+        if let Some(entry) = self.ids.get_mut(&key) {
+            // The earliest receipt is the copy reads keep.
+            if ingested_us < entry.ingested_us {
+                *entry = Stored { timestamp_us, ingested_us };
+            }
+            return true;
         }
+        if self.ids.len() < self.max_entries {
+            self.ids.insert(key, Stored { timestamp_us, ingested_us });
+            return true;
+        }
+        self.filter.insert(key, timestamp_us)
     }
 
     /// Forgets identities with a timestamp before `cutoff_us`; every subscription is then complete from there at
     /// most.
     pub fn expire(&mut self, cutoff_us: i64) {
         self.ids.retain(|_, s| s.timestamp_us >= cutoff_us);
+        self.filter.expire(cutoff_us);
         for from in self.complete_from.values_mut() {
             *from = (*from).max(cutoff_us);
         }
@@ -228,6 +264,7 @@ impl RecentIdentities {
     /// Forgets everything.
     pub fn clear(&mut self) {
         self.ids.clear();
+        self.filter.clear();
         self.complete_from.clear();
     }
 }
@@ -313,7 +350,7 @@ mod tests {
 
     #[test]
     fn when_full_a_subscription_loses_its_claim_and_nothing_else_is_forgotten() {
-        let mut r = RecentIdentities::new(DAY, 3);
+        let mut r = RecentIdentities::with_filter(DAY, 3, 0);
         r.load(org(), "s", 2 * DAY, [("t1", 3 * DAY, 1)]);
         r.load(org(), "u", 2 * DAY, [("u1", 3 * DAY, 1)]);
         r.add(org(), "s", "t2", 3 * DAY, 2);
@@ -330,5 +367,32 @@ mod tests {
         // Expiry makes room; the subscription is then loaded again when next seen.
         r.expire(4 * DAY);
         assert!(r.has_room());
+    }
+
+    #[test]
+    fn past_the_exact_map_the_filter_answers_new_events_and_sends_maybes_to_the_store() {
+        // Two exact entries, then one filter generation of two.
+        let mut r = RecentIdentities::with_filter(DAY, 2, 1);
+        r.load(org(), "s", 2 * DAY, [("t1", 3 * DAY, 1), ("t2", 3 * DAY, 2), ("t3", 3 * DAY, 3)]);
+        assert_eq!((r.len(), r.filtered(), r.room()), (2, 1, 1));
+        let from = r.complete_from(org(), "s");
+        assert_eq!(from, Some(2 * DAY), "all three are known, one of them only approximately");
+        assert_eq!(r.lookup(from, org(), "s", "t1", 3 * DAY), Lookup::Stored { ingested_us: 1 });
+        assert_eq!(r.lookup(from, org(), "s", "t3", 3 * DAY), Lookup::Unknown, "maybe stored: ask the store");
+        // Absent identities are surely new (at 15 bits an identity a false maybe among these few would be a
+        // one-in-a-thousand event; the keys are fixed, so the test is deterministic).
+        for tx in ["t4", "t5", "t6", "t7"] {
+            assert_eq!(r.lookup(from, org(), "s", tx, 3 * DAY), Lookup::New, "{tx}");
+        }
+        r.add(org(), "s", "t4", 3 * DAY, 4);
+        assert_eq!(r.lookup(from, org(), "s", "t4", 3 * DAY), Lookup::Unknown);
+        assert!(!r.has_room());
+        // Both tiers full: the subscription's claim goes, as with the exact map alone.
+        r.add(org(), "s", "t5", 3 * DAY, 5);
+        assert_eq!(r.complete_from(org(), "s"), None);
+        // Expiry empties the filter's generation once all of it is out of the window.
+        r.expire(4 * DAY);
+        assert!(r.is_empty());
+        assert_eq!(r.room(), 4);
     }
 }

@@ -36,3 +36,5 @@ pub const SINK_FLUSH_ERRORS_TOTAL: &str = "billstream_sink_flush_errors_total";
 pub const SINK_BAD_RECORDS_TOTAL: &str = "billstream_sink_bad_records_total";
 /// Stored identities the sink remembers, so that most events need no store query to be deduplicated.
 pub const SINK_REMEMBERED_IDENTITIES: &str = "billstream_sink_remembered_identities";
+/// Stored identities the sink remembers approximately, once the exact memory is full (a "maybe" asks the store).
+pub const SINK_FILTERED_IDENTITIES: &str = "billstream_sink_filtered_identities";

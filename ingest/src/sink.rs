@@ -320,6 +320,7 @@ impl Sink {
                 .await
                 .map_err(|e| ("clickhouse", e.to_string()))?;
             ::metrics::gauge!(names::SINK_REMEMBERED_IDENTITIES).set(recent.len() as f64);
+            ::metrics::gauge!(names::SINK_FILTERED_IDENTITIES).set(recent.filtered() as f64);
             written
         };
         let new = written.new;

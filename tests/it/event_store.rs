@@ -194,10 +194,32 @@ async fn remembered_identities_answer_as_the_store_does() {
     );
 
     // A memory too small for the subscription's recent identities (three) does not load it: the store answers.
-    let mut small = RecentIdentities::new(reach, 2);
-    let batch = [Event { ingested_at: now + chrono::Duration::seconds(3), ..fresh }, at("newer", now, now)];
+    let mut small = RecentIdentities::with_filter(reach, 2, 0);
+    let batch = [Event { ingested_at: now + chrono::Duration::seconds(3), ..fresh.clone() }, at("newer", now, now)];
     let written = store.write_enriched_knowing(&batch, &plain(&batch), Some(&mut small)).await.unwrap();
     assert_eq!(written, Written { new: 1, duplicates: vec![0] });
     assert_eq!(small.complete_from(live.organization_id, "sub-r"), None, "not loaded");
     assert!(small.len() <= 2);
+
+    // With a filter behind the same small map (two generations of two), the subscription's four identities are
+    // loaded: two exactly, two in the filter. A retry of any of them is still found (a filter "maybe" asks the
+    // store), and a new event is stored.
+    let mut filtered = RecentIdentities::with_filter(reach, 2, 2);
+    let later = now + chrono::Duration::seconds(4);
+    let batch = [
+        Event { ingested_at: later, ..fresh.clone() },
+        Event { ingested_at: later, ..at("newer", now, now) },
+        Event { ingested_at: later, ..live.clone() },
+        at("newest", now, later),
+    ];
+    let written = store.write_enriched_knowing(&batch, &plain(&batch), Some(&mut filtered)).await.unwrap();
+    assert_eq!(written, Written { new: 1, duplicates: vec![0, 1, 2] });
+    assert!(filtered.complete_from(live.organization_id, "sub-r").is_some(), "loaded");
+    assert_eq!((filtered.len(), filtered.filtered()), (2, 3), "the new event went to the filter too");
+    let replay = [at("newest", now, later)];
+    assert_eq!(
+        store.write_enriched_knowing(&replay, &plain(&replay), Some(&mut filtered)).await.unwrap(),
+        Written::default(),
+        "a replay of its record (same receipt) is no duplicate, as the store tells"
+    );
 }

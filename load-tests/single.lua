@@ -4,9 +4,17 @@
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("BILLSTREAM_LOAD_KEY")
+-- Each wrk thread has its own Lua state, where math.random starts from the same seed: the thread number (set by
+-- setup) keeps their transaction ids apart, else the threads send each other's identities as duplicates.
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("thread_number", threads)
+end
 local counter = 0
-local prefix = "wrk-" .. tostring(os.time()) .. "-" .. tostring(math.random(1, 1e9))
+local prefix = nil
 request = function()
+  prefix = prefix or ("wrk-" .. tostring(os.time()) .. "-" .. tostring(thread_number or 0))
   counter = counter + 1
   local body = '{"event": {"transaction_id": "' .. prefix .. '-' .. counter .. '", "external_subscription_id": "sub_1", '
     .. '"code": "api_calls", "properties": {"gb": "12.5", "region": "eu-west-1"}, "timestamp": ' .. os.time() .. '}}'

@@ -151,14 +151,21 @@ pub async fn run(pool: PgPool, settings: Settings, clock: Arc<dyn Clock>) {
             }
         }
         // Duplicates are reported as they come, not with the hourly report.
-        if let Err(e) = super::event_error::send_due(&pool).await {
-            tracing::warn!(error = %e, "event.error webhooks failed; retrying");
-        }
+        let more_duplicates = match super::event_error::send_due(&pool).await {
+            Ok(n) => n as i64 >= super::event_error::BATCH,
+            Err(e) => {
+                tracing::warn!(error = %e, "event.error webhooks failed; retrying");
+                false
+            }
+        };
         match dispatch_once(&pool, &sender, &settings).await {
             // A full batch: there may be more due at once.
             Ok(n) if n as i64 >= settings.batch => continue,
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "webhook dispatch failed; retrying"),
+        }
+        if more_duplicates {
+            continue;
         }
         if let Ok(pending) =
             sqlx::query_scalar::<_, i64>("SELECT count(*) FROM webhooks WHERE status IN ('pending', 'retrying')")

@@ -199,6 +199,30 @@ pub async fn enqueue_object(
     Ok(())
 }
 
+/// Queues one webhook of `kind` per body (`bodies[i]` from organization `orgs[i]`, an envelope already) to each
+/// endpoint of its organization that takes that type, in one statement.
+pub async fn enqueue_bodies(
+    conn: &mut PgConnection,
+    kind: WebhookType,
+    orgs: &[Uuid],
+    bodies: &[String],
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO webhooks (organization_id, webhook_endpoint_id, webhook_type, object_type, body, endpoint)
+         SELECT e.organization_id, e.id, $3, $4, b.body, e.webhook_url
+         FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS b(org, body, n)
+         JOIN webhook_endpoints e ON e.organization_id = b.org AND (e.event_types IS NULL OR $3 = ANY(e.event_types))
+         ORDER BY b.n",
+    )
+    .bind(orgs)
+    .bind(bodies)
+    .bind(kind.as_str())
+    .bind(kind.object_type())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Lago's envelope, keys in Lago's order: `webhook_type`, `object_type`, `organization_id`, then the object under
 /// its type. `object_json` is already JSON text.
 pub(crate) fn envelope(kind: WebhookType, org: Uuid, object_json: &str) -> String {

@@ -149,6 +149,9 @@ pub async fn run(pool: PgPool, settings: Settings, clock: Arc<dyn Clock>) {
             if let Err(e) = clean_up(&pool, clock.now()).await {
                 tracing::warn!(error = %e, "webhook clean-up failed; retrying");
             }
+            if let Err(e) = super::event_error::forget_reported(&pool).await {
+                tracing::warn!(error = %e, "forgetting reported duplicates failed; retrying");
+            }
         }
         // Duplicates are reported as they come, not with the hourly report.
         let more_duplicates = match super::event_error::send_due(&pool).await {

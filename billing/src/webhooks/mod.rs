@@ -184,19 +184,7 @@ pub async fn enqueue_object(
     org: Uuid,
     object: &serde_json::Value,
 ) -> Result<()> {
-    let body = envelope(kind, org, &object.to_string());
-    sqlx::query(
-        "INSERT INTO webhooks (organization_id, webhook_endpoint_id, webhook_type, object_type, body, endpoint)
-         SELECT e.organization_id, e.id, $2, $3, $4, e.webhook_url FROM webhook_endpoints e
-         WHERE e.organization_id = $1 AND (e.event_types IS NULL OR $2 = ANY(e.event_types))",
-    )
-    .bind(org)
-    .bind(kind.as_str())
-    .bind(kind.object_type())
-    .bind(body)
-    .execute(conn)
-    .await?;
-    Ok(())
+    enqueue_bodies(conn, kind, &[org], &[envelope(kind, org, &object.to_string())]).await
 }
 
 /// Queues one webhook of `kind` per body (`bodies[i]` from organization `orgs[i]`, an envelope already) to each

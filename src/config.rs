@@ -291,8 +291,9 @@ pub struct ScaleConfig {
     #[arg(long, env = "BILLSTREAM_SINK_MAX_WAIT_MS", default_value = "100", value_parser = parse_sink_wait, global = true)]
     pub sink_max_wait_ms: u64,
 
-    /// Most stored event identities the sink remembers, so that it need not ask ClickHouse whether an event is a
-    /// retry (scale mode); about 50 bytes each. A subscription is remembered when its last day and hour fit.
+    /// Most stored event identities the sink remembers exactly, so that it need not ask ClickHouse whether an event
+    /// is a retry (scale mode); about 50 bytes each, then eight times as many in Bloom filters at 2 bytes each. A
+    /// subscription is remembered when its last day and hour fit.
     #[arg(long, env = "BILLSTREAM_SINK_MAX_REMEMBERED", default_value = "10000000", value_parser = parse_remembered, global = true)]
     pub sink_max_remembered: usize,
 

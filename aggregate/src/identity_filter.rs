@@ -63,7 +63,9 @@ pub struct IdentityFilter {
 
 impl IdentityFilter {
     /// Room for `max_generations` generations of `per_generation` identities each; none is allocated until used.
+    /// Generations of no identities make a filter that holds none.
     pub fn new(per_generation: usize, max_generations: usize) -> Self {
+        let max_generations = if per_generation == 0 { 0 } else { max_generations };
         IdentityFilter { per_generation: per_generation.max(1), max_generations, generations: VecDeque::new() }
     }
 
@@ -172,9 +174,10 @@ mod tests {
 
     #[test]
     fn no_generations_means_no_room() {
-        let mut f = IdentityFilter::new(10, 0);
-        assert_eq!(f.room(), 0);
-        assert!(!f.insert(key(1), 0));
-        assert!(!f.may_contain(key(1)));
+        for mut f in [IdentityFilter::new(10, 0), IdentityFilter::new(0, 8)] {
+            assert_eq!(f.room(), 0);
+            assert!(!f.insert(key(1), 0));
+            assert!(!f.may_contain(key(1)));
+        }
     }
 }

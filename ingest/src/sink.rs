@@ -59,8 +59,9 @@ pub struct SinkConfig {
     pub max_rows: usize,
     /// Longest a flush waits to fill up after its first record.
     pub max_wait: Duration,
-    /// Most stored identities remembered ([`RecentIdentities`]); about 50 bytes each. When full, subscriptions that
-    /// do not fit are checked against the store (as without the memory) until expiry makes room.
+    /// Most stored identities remembered exactly ([`RecentIdentities`]); about 50 bytes each. Eight times as many
+    /// more go to its Bloom filters; when both are full, subscriptions that do not fit are checked against the
+    /// store (as without the memory) until expiry makes room. 0 remembers none.
     pub max_remembered: usize,
 }
 

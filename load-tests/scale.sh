@@ -86,6 +86,15 @@ print(f'{rate:.0f} {rate*per*(1-failed):.0f} {d["med"]:.2f} {d["p(99)"]:.2f} {fa
 PY
 }
 
+# Waits (up to two minutes) until the sink's consumer group has read the whole log.
+wait_caught_up() {
+    for _ in $(seq 1 600); do
+        LAG="$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '$1 == "billstream_sink_lag_events" {print $2}')"
+        [ "${LAG:-1}" = "0" ] && return
+        sleep 0.2
+    done
+}
+
 # The probe: one event at a time on its own subscription; acknowledged -> found in ClickHouse by primary key.
 cat >"$WORK/probe.py" <<'PY'
 import json, sys, time, urllib.request, urllib.parse
@@ -184,11 +193,7 @@ read -r B_REQS B_EVENTS B_P50 B_P99 B_FAIL <<<"$(summary batch "$BATCH")"
 read -r P_N P_P50 P_P99 P_MAX <<<"$(cat "$WORK/probe.out" 2>/dev/null || echo "0 nan nan nan")"
 # The sink may still be behind after the batch run: the latency alone is measured once it has caught up.
 DRAIN_START=$(date +%s.%N)
-for _ in $(seq 1 600); do
-    LAG="$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '$1 == "billstream_sink_lag_events" {print $2}')"
-    [ "${LAG:-1}" = "0" ] && break
-    sleep 0.2
-done
+wait_caught_up
 DRAIN=$(python3 -c "print(f'{$(date +%s.%N) - $DRAIN_START:.1f}')")
 # Latency at a steady load below the maximum (open model: requests start at a fixed rate whatever the responses),
 # as a deployment with headroom runs: at the maximum every queue on the two shared cores is full by construction.
@@ -200,11 +205,7 @@ k6run steady ENDPOINT=batch RATE="$STEADY_REQS" VUS="$BATCH_VUS" DURATION="$DURA
 wait "$PROBE" || true
 read -r S_REQS S_EVENTS S_P50 S_P99 S_FAIL <<<"$(summary steady "$BATCH")"
 read -r SP_N SP_P50 SP_P99 SP_MAX <<<"$(cat "$WORK/probe-steady.out" 2>/dev/null || echo "0 nan nan nan")"
-for _ in $(seq 1 600); do
-    LAG="$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '$1 == "billstream_sink_lag_events" {print $2}')"
-    [ "${LAG:-1}" = "0" ] && break
-    sleep 0.2
-done
+wait_caught_up
 echo "event-to-queryable latency alone (no other load, sink caught up after ${DRAIN} s), $DURATION"
 "$PY" "$WORK/probe.py" "$PORT" "$KEY" "http://127.0.0.1:$CH_PORT" "$SECS" "$WORK/probe-idle.out"
 read -r I_N I_P50 I_P99 I_MAX <<<"$(cat "$WORK/probe-idle.out")"

@@ -13,6 +13,9 @@ set -euo pipefail
 
 setup_scale
 "$VENV/bin/python" -c 'import confluent_kafka' 2>/dev/null || "$VENV/bin/pip" install -q confluent-kafka
+# nginx (Debian's nginx-light) serves the load generator's ceiling run below.
+command -v nginx >/dev/null || { $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1 \
+    || { $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }; }
 PY="$VENV/bin/python"
 cargo build --release --bin billstream
 BIN="$CARGO_TARGET_DIR/release/billstream"
@@ -50,6 +53,7 @@ BROKER_PID=$!
 SERVER=""
 cleanup() {
     [ -n "$SERVER" ] && { kill -INT "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; }
+    [ -f "$WORK/nginx/nginx.pid" ] && { kill -QUIT "$(cat "$WORK/nginx/nginx.pid")" 2>/dev/null || true; }
     kill -TERM "$BROKER_PID" "$CH_PID" 2>/dev/null || true
     wait "$BROKER_PID" "$CH_PID" 2>/dev/null || true
     rm -rf "$WORK"
@@ -68,12 +72,19 @@ curl -sf -X POST "http://127.0.0.1:$PORT/api/v1/billable_metrics" -H "Authorizat
     -d '{"billable_metric": {"name": "API calls", "code": "api_calls", "aggregation_type": "sum_agg", "field_name": "gb"}}' \
     >/dev/null
 
-k6run() { # name, then env assignments
+k6run() { # name, then env assignments (BASE_URL defaults to Billstream's); k6's CPU seconds go to $WORK/name.k6cpu
     local name="$1"; shift
-    env BASE_URL="http://127.0.0.1:$PORT" API_KEY="$KEY" RUN="$name-$$" "$@" \
-        "$K6" run --quiet --summary-export="$WORK/$name.json" load-tests/ingest.js >"$WORK/$name.log" 2>&1 \
+    env BASE_URL="http://127.0.0.1:$PORT" API_KEY="$KEY" RUN="$name-$$" "$@" python3 -c '
+import resource, subprocess, sys
+subprocess.run(sys.argv[2:], stdout=open(sys.argv[1] + ".log", "w"), stderr=subprocess.STDOUT, check=True)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1] + ".k6cpu", "w").write(f"{r.ru_utime + r.ru_stime:.2f}")
+' "$WORK/$name" "$K6" run --quiet --summary-export="$WORK/$name.json" load-tests/ingest.js \
         || { echo "k6 $name failed:"; tail -20 "$WORK/$name.log"; }
 }
+# CPU seconds used so far by a process (utime + stime).
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+HZ="$(getconf CLK_TCK)"
 summary() { # name, events per request -> "reqs/s events/s p50 p99 failed"
     python3 - "$WORK/$1.json" "$2" <<'PY'
 import json, sys
@@ -210,7 +221,56 @@ echo "event-to-queryable latency alone (no other load, sink caught up after ${DR
 "$PY" "$WORK/probe.py" "$PORT" "$KEY" "http://127.0.0.1:$CH_PORT" "$SECS" "$WORK/probe-idle.out"
 read -r I_N I_P50 I_P99 I_MAX <<<"$(cat "$WORK/probe-idle.out")"
 echo "reference: librdkafka alone producing the same records, $DURATION"
+T0="$(ticks "$BROKER_PID")"; W0="$(date +%s.%N)"
 read -r R_RECORDS R_EVENTS R_BYTES <<<"$("$PY" "$WORK/reference.py" "127.0.0.1:$BROKER_PORT" "$SECS" "$BATCH")"
+TANSU_CORES="$(python3 -c "print(f'{($(ticks "$BROKER_PID") - $T0) / $HZ / ($(date +%s.%N) - $W0):.2f}')")"
+
+# The load generator's own ceiling on this machine: the same k6 script and clients against nginx (one worker)
+# answering every request with the bytes Billstream answered one such request with. With the CPU per event of k6
+# there and of tansu in the reference, it bounds what any pipeline holding both on these cores can reach.
+echo "ceiling: the same k6 clients against nginx serving a recorded response, $DURATION"
+mkdir -p "$WORK/nginx/www/api/v1/events"
+chmod 711 "$WORK" # nginx's worker runs as nobody when started by root
+touch "$WORK/nginx/www/api/v1/events/batch"
+python3 - "$BATCH" >"$WORK/nginx/request.json" <<'PY'
+import json, sys, time
+now = int(time.time())
+print(json.dumps({"events": [{"transaction_id": f"ceiling-{i}", "external_subscription_id": "sub_0", "code": "api_calls",
+                              "properties": {"gb": "12.5", "region": "eu-west-1", "operation": "write"},
+                              "timestamp": now} for i in range(int(sys.argv[1]))]}))
+PY
+curl -sf -X POST "http://127.0.0.1:$PORT/api/v1/events/batch" -H "Authorization: Bearer $KEY" \
+    -H 'Content-Type: application/json' --data-binary "@$WORK/nginx/request.json" -o "$WORK/nginx/www/response.json"
+NGINX_PORT="$(free_port)"
+cat >"$WORK/nginx/nginx.conf" <<CONF
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    default_type application/json;
+    keepalive_requests 100000000;
+    client_body_temp_path $WORK/nginx/body;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        root $WORK/nginx/www;
+        client_body_buffer_size 1m;
+        client_max_body_size 10m;
+        # The static module refuses POST (405); the error page answers it with the recorded response.
+        location /api/ { error_page 405 =200 /response.json; }
+    }
+}
+CONF
+nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log"
+for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break; sleep 0.1; done
+W0="$(date +%s.%N)"
+k6run ceiling BASE_URL="http://127.0.0.1:$NGINX_PORT" ENDPOINT=batch VUS="$BATCH_VUS" DURATION="$DURATION" BATCH="$BATCH"
+K6_CORES="$(python3 -c "print(f'{$(cat "$WORK/ceiling.k6cpu") / ($(date +%s.%N) - $W0):.2f}')")"
+kill -QUIT "$(cat "$WORK/nginx/nginx.pid")" 2>/dev/null || true
+read -r C_REQS C_EVENTS C_P50 C_P99 C_FAIL <<<"$(summary ceiling "$BATCH")"
+# Cores over (k6's CPU per event + tansu's CPU per event): events/s with nothing else on the machine.
+BOUND="$(python3 -c "print(f'{$(nproc) / ($K6_CORES / max($C_EVENTS, 1) + $TANSU_CORES / max($R_EVENTS, 1)):.0f}')")"
 STORED="$(curl -s "http://127.0.0.1:$CH_PORT/" --data-binary "SELECT count() FROM billstream.events_enriched")"
 # Parts ClickHouse wrote from inserts, and how many of them came already in key order (it then skips sorting).
 PARTS="$(curl -s "http://127.0.0.1:$CH_PORT/" --data-binary "SELECT sumIf(value, event = 'MergeTreeDataWriterBlocks'),
@@ -246,6 +306,10 @@ ClickHouse 18.16, PostgreSQL and the clients all on the same machine
 | event acked -> visible in ClickHouse, no other load: p50 / p99 / max ms ($I_N probes) | $I_P50 / $I_P99 / $I_MAX |
 | reference: librdkafka alone, same records ($R_BYTES bytes, $BATCH events each): records/s, events/s | $R_RECORDS, $R_EVENTS |
 | batch ingest / reference | $(python3 -c "print(f'{$B_EVENTS / max($R_EVENTS, 1) * 100:.0f}%')") |
+| tansu's CPU during the reference (cores) | $TANSU_CORES |
+| ceiling: the same k6 clients against nginx serving a recorded response: events/s, k6's CPU (cores) | $C_EVENTS, $K6_CORES |
+| bound with k6 and tansu alone on these cores ($(nproc) / their CPU per event, summed): events/s, share of the reference | $BOUND, $(python3 -c "print(f'{$BOUND / max($R_EVENTS, 1) * 100:.0f}%')") |
+| batch ingest / that bound | $(python3 -c "print(f'{$B_EVENTS / max($BOUND, 1) * 100:.0f}%')") |
 | events in events_enriched | $STORED |
 | ClickHouse parts written by inserts, of which already in key order | $PARTS |
 

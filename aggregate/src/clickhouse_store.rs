@@ -16,9 +16,8 @@
 //! functions skip NULL arguments, so `argMin(nullable_column, ingested_us)` could return a later copy's value; and
 //! rather than `FINAL`: it only collapses rows with equal sort keys, which in `events_enriched` include code and time.
 //!
-//! `events_enriched` is written after `events_raw`, so an identity found there has both rows, and one missing from
-//! `events_raw` is in neither: the "already stored" check asks `events_raw` by its key, then confirms the copies it
-//! finds in `events_enriched` by that table's key (see `stored_identities`).
+//! `events_enriched` is written after `events_raw`, so it is the table the "already stored" check reads: an identity
+//! found there has both rows.
 
 use std::collections::HashMap;
 
@@ -177,56 +176,6 @@ struct RecentRow {
     /// Of the first ingested copy (aliases must differ from the columns: 18.16 resolves an alias inside aggregates).
     first_timestamp_us: i64,
     first_ingested_us: i64,
-}
-
-/// A stored copy of an identity in `events_raw`: where its `events_enriched` row is.
-#[derive(Debug, Row, Deserialize)]
-struct RawCopyRow {
-    organization_id: String,
-    external_subscription_id: String,
-    transaction_id: String,
-    code: String,
-    timestamp_us: i64,
-}
-
-#[derive(Debug, Row, Deserialize)]
-struct EnrichedCopyRow {
-    organization_id: String,
-    external_subscription_id: String,
-    transaction_id: String,
-    code: String,
-    timestamp_us: i64,
-    first_ingested_us: i64,
-}
-
-/// The identities of `events[indices]`, mapping a key borrowed from anywhere to the events' own subscription and
-/// transaction id.
-fn wanted_identities<'e>(
-    events: &'e [Event],
-    indices: &[usize],
-) -> HashMap<(Uuid, &'e str, &'e str), (&'e str, &'e str)> {
-    indices
-        .iter()
-        .map(|&i| {
-            let e = &events[i];
-            let (sub, tx) = (e.external_subscription_id.as_str(), e.transaction_id.as_str());
-            ((e.organization_id, sub, tx), (sub, tx))
-        })
-        .collect()
-}
-
-/// The distinct organization ids (as text), subscriptions and transaction ids of `events[indices]`, for `IN` sets.
-fn key_sets<'e>(events: &'e [Event], indices: &[usize]) -> (Vec<String>, Vec<&'e str>, Vec<&'e str>) {
-    let mut orgs: Vec<Uuid> = indices.iter().map(|&i| events[i].organization_id).collect();
-    let mut subs: Vec<&str> = indices.iter().map(|&i| events[i].external_subscription_id.as_str()).collect();
-    let mut txs: Vec<&str> = indices.iter().map(|&i| events[i].transaction_id.as_str()).collect();
-    orgs.sort_unstable();
-    orgs.dedup();
-    for v in [&mut subs, &mut txs] {
-        v.sort_unstable();
-        v.dedup();
-    }
-    (orgs.iter().map(Uuid::to_string).collect(), subs, txs)
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -539,180 +488,31 @@ impl ClickHouseStore {
         Ok(())
     }
 
-    /// The identities among `events[indices]` that `events_enriched` already holds (a copy within the reach of the
-    /// event's timestamp), with the receipt time (in microseconds) of the copy reads keep.
-    ///
-    /// Asked by key first, so that the answer costs a few granules however busy the subscription's day:
-    /// 1. `events_raw` by its key (organization, subscription, transaction id). An identity with no row there is
-    ///    new: every write puts its rows in `events_raw` before `events_enriched`, and a merge keeps one row of
-    ///    each identity.
-    /// 2. `events_enriched` by its whole key, at the codes and timestamps of those raw copies that are within reach.
-    ///    A row found there is the stored copy.
-    /// 3. What is left (a crash between the two inserts left a raw row alone, or a merge of `events_raw` kept only
-    ///    a copy out of reach) takes the check by range: the day around the events in `events_enriched`.
+    /// The identities among `events[indices]` that `events_enriched` already holds, with the receipt time (in
+    /// microseconds) of the copy reads keep.
     async fn stored_identities(
         &self,
         events: &[Event],
         indices: &[usize],
     ) -> Result<HashMap<(Uuid, String, String), i64>, StoreError> {
         let mut found = HashMap::new();
-        let mut by_range = Vec::new();
         for chunk in indices.chunks(CHECK_CHUNK) {
-            let copies = self.raw_copies(events, chunk).await?;
-            // Per asked event, its raw copies within reach; none at all: new.
-            let mut candidates: Vec<(usize, Vec<&RawCopyRow>)> = Vec::new();
-            for &i in chunk {
-                let e = &events[i];
-                let Some(list) =
-                    copies.get(&(e.organization_id, e.external_subscription_id.as_str(), e.transaction_id.as_str()))
-                else {
-                    continue;
-                };
-                let t = micros(e.timestamp);
-                let near: Vec<&RawCopyRow> =
-                    list.iter().filter(|c| c.timestamp_us.abs_diff(t) <= DEDUP_REACH_MICROS as u64).collect();
-                if near.is_empty() {
-                    by_range.push(i);
-                } else {
-                    candidates.push((i, near));
-                }
+            let mut orgs: Vec<String> = chunk.iter().map(|&i| events[i].organization_id.to_string()).collect();
+            let mut subs: Vec<&str> = chunk.iter().map(|&i| events[i].external_subscription_id.as_str()).collect();
+            let mut txs: Vec<&str> = chunk.iter().map(|&i| events[i].transaction_id.as_str()).collect();
+            for v in [&mut subs, &mut txs] {
+                v.sort_unstable();
+                v.dedup();
             }
-            let enriched = self.enriched_copies(events, &candidates).await?;
-            for (i, near) in candidates {
-                let e = &events[i];
-                let first = near
-                    .iter()
-                    .filter_map(|c| {
-                        enriched.get(&(
-                            e.organization_id,
-                            &*e.external_subscription_id,
-                            &*e.transaction_id,
-                            c.code.clone(),
-                            c.timestamp_us,
-                        ))
-                    })
-                    .min();
-                match first {
-                    Some(&ingested_us) => {
-                        found.insert(
-                            (e.organization_id, e.external_subscription_id.clone(), e.transaction_id.clone()),
-                            ingested_us,
-                        );
-                    }
-                    None => by_range.push(i),
-                }
-            }
-        }
-        by_range.sort_unstable();
-        found.extend(self.stored_in_range(events, &by_range).await?);
-        Ok(found)
-    }
-
-    /// The `events_raw` rows of the identities of `events[chunk]`, by identity (a point lookup on its key).
-    async fn raw_copies<'e>(
-        &self,
-        events: &'e [Event],
-        chunk: &[usize],
-    ) -> Result<HashMap<(Uuid, &'e str, &'e str), Vec<RawCopyRow>>, StoreError> {
-        let mut copies: HashMap<(Uuid, &'e str, &'e str), Vec<RawCopyRow>> = HashMap::new();
-        if chunk.is_empty() {
-            return Ok(copies);
-        }
-        let (orgs, subs, txs) = key_sets(events, chunk);
-        let rows: Vec<RawCopyRow> = self
-            .client
-            .query(
-                "SELECT organization_id, external_subscription_id, transaction_id, code, timestamp_us
-                 FROM events_raw
-                 WHERE organization_id IN (SELECT arrayJoin(?))
-                   AND external_subscription_id IN (SELECT arrayJoin(?))
-                   AND transaction_id IN (SELECT arrayJoin(?))",
-            )
-            .bind(orgs)
-            .bind(subs)
-            .bind(txs)
-            .fetch_all()
-            .await
-            .map_err(ch_error)?;
-        let wanted = wanted_identities(events, chunk);
-        for r in rows {
-            let Ok(org) = Uuid::parse_str(&r.organization_id) else { continue };
-            // Other pairs of the values asked for are not wanted.
-            if let Some(&(sub, tx)) = wanted.get(&(org, r.external_subscription_id.as_str(), r.transaction_id.as_str()))
-            {
-                copies.entry((org, sub, tx)).or_default().push(r);
-            }
-        }
-        Ok(copies)
-    }
-
-    /// The first receipt time of the `events_enriched` rows at the whole keys of `candidates`' raw copies.
-    async fn enriched_copies<'e>(
-        &self,
-        events: &'e [Event],
-        candidates: &[(usize, Vec<&RawCopyRow>)],
-    ) -> Result<HashMap<(Uuid, &'e str, &'e str, String, i64), i64>, StoreError> {
-        let mut out = HashMap::new();
-        if candidates.is_empty() {
-            return Ok(out);
-        }
-        let chunk: Vec<usize> = candidates.iter().map(|(i, _)| *i).collect();
-        let (orgs, subs, txs) = key_sets(events, &chunk);
-        let mut codes: Vec<&str> =
-            candidates.iter().flat_map(|(_, near)| near.iter().map(|c| c.code.as_str())).collect();
-        let mut times: Vec<i64> = candidates.iter().flat_map(|(_, near)| near.iter().map(|c| c.timestamp_us)).collect();
-        codes.sort_unstable();
-        codes.dedup();
-        times.sort_unstable();
-        times.dedup();
-        let rows: Vec<EnrichedCopyRow> = self
-            .client
-            .query(
-                "SELECT organization_id, external_subscription_id, transaction_id, code, timestamp_us,
-                        min(ingested_us) AS first_ingested_us
-                 FROM events_enriched
-                 WHERE organization_id IN (SELECT arrayJoin(?))
-                   AND external_subscription_id IN (SELECT arrayJoin(?))
-                   AND code IN (SELECT arrayJoin(?))
-                   AND timestamp_us IN (SELECT toInt64(arrayJoin(?)))
-                   AND transaction_id IN (SELECT arrayJoin(?))
-                 GROUP BY organization_id, external_subscription_id, transaction_id, code, timestamp_us",
-            )
-            .bind(orgs)
-            .bind(subs)
-            .bind(codes)
-            .bind(times)
-            .bind(txs)
-            .fetch_all()
-            .await
-            .map_err(ch_error)?;
-        let wanted = wanted_identities(events, &chunk);
-        for r in rows {
-            let Ok(org) = Uuid::parse_str(&r.organization_id) else { continue };
-            if let Some(&(sub, tx)) = wanted.get(&(org, r.external_subscription_id.as_str(), r.transaction_id.as_str()))
-            {
-                out.insert((org, sub, tx, r.code, r.timestamp_us), r.first_ingested_us);
-            }
-        }
-        Ok(out)
-    }
-
-    /// The identities among `events[indices]` that `events_enriched` holds within a day of the events' timestamps,
-    /// read by range: organization, subscription, code and time follow its sort key, so the check reads only the
-    /// events' subscriptions around their timestamps, however long their history; identities are matched here.
-    async fn stored_in_range(
-        &self,
-        events: &[Event],
-        indices: &[usize],
-    ) -> Result<HashMap<(Uuid, String, String), i64>, StoreError> {
-        let mut found = HashMap::new();
-        for chunk in indices.chunks(CHECK_CHUNK) {
-            let (orgs, subs, txs) = key_sets(events, chunk);
+            orgs.sort_unstable();
+            orgs.dedup();
             let mut codes: Vec<&str> = chunk.iter().map(|&i| events[i].code.as_str()).collect();
             codes.sort_unstable();
             codes.dedup();
             let times = chunk.iter().map(|&i| micros(events[i].timestamp));
             let (from, to) = (times.clone().min().unwrap_or(0), times.max().unwrap_or(0));
+            // Organization, subscription, code and time follow the sort key, so the check reads only the batch's
+            // subscriptions around its timestamps, however long their history; exact identities are matched below.
             let rows: Vec<IdentityRow> = self
                 .client
                 .query(

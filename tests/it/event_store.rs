@@ -128,6 +128,69 @@ async fn the_stored_check_reaches_a_day_around_the_event() {
     assert_eq!(store.scan(&both).await.unwrap(), vec![first], "one event in a window holding both copies");
 }
 
+/// `events_enriched` decides what is stored. A raw row alone (a crash between the two inserts) does not make its
+/// identity stored, even for a replay of its very record; a copy only `events_enriched` holds (a merge of
+/// `events_raw` kept another copy, days away) is found within its reach, and only there.
+#[tokio::test]
+async fn the_stored_check_settles_half_written_identities() {
+    let (store, server, db) = store().await;
+    let org = Uuid::from_u128(0xC0FFEE);
+    let insert = |table: &str, tx: &str, ts: i64, ingested: i64| {
+        let (columns, last) = if table == "events_raw" {
+            (
+                "organization_id, external_subscription_id, transaction_id, code, timestamp_us, properties, ingested_us, version",
+                "0",
+            )
+        } else {
+            (
+                "organization_id, external_subscription_id, transaction_id, code, timestamp_us, properties, ingested_us, group_key",
+                "''",
+            )
+        };
+        server
+            .execute(&format!(
+                "INSERT INTO {db}.{table} ({columns}) VALUES ('{org}', 'sub-k', '{tx}', 'calls', {ts}, '{{}}', {ingested}, {last})"
+            ))
+            .unwrap();
+    };
+    let half = event("half", "sub-k", "{}", "2024-05-01T10:00:01Z");
+    let (ts, ingested) = (half.timestamp.timestamp_micros(), half.ingested_at.timestamp_micros());
+    insert("events_raw", "half", ts, ingested);
+    assert_eq!(
+        store.write(std::slice::from_ref(&half)).await.unwrap(),
+        Written { new: 1, duplicates: vec![] },
+        "the replay of the half-written record is written whole"
+    );
+    let mut sub = scan_all();
+    sub.external_subscription_ids = vec!["sub-k".into()];
+    assert_eq!(store.scan(&sub).await.unwrap(), vec![half.clone()]);
+    let retry = Event { ingested_at: half.ingested_at + chrono::Duration::seconds(1), ..half.clone() };
+    assert_eq!(store.write(&[retry]).await.unwrap(), Written { new: 0, duplicates: vec![0] });
+
+    // events_raw holds a copy three days before the one events_enriched holds.
+    let day = 86_400_000_000i64;
+    insert("events_raw", "moved", ts - 3 * day, ingested);
+    insert("events_enriched", "moved", ts, ingested);
+    let again = Event {
+        transaction_id: "moved".into(),
+        ingested_at: half.ingested_at + chrono::Duration::seconds(2),
+        ..half.clone()
+    };
+    assert_eq!(
+        store.write(&[again]).await.unwrap(),
+        Written { new: 0, duplicates: vec![0] },
+        "found in events_enriched"
+    );
+    // At the raw copy's time events_enriched has nothing: that copy was half written, and the event is new.
+    let early = Event {
+        transaction_id: "moved".into(),
+        timestamp: half.timestamp - chrono::Duration::days(3),
+        ingested_at: half.ingested_at + chrono::Duration::seconds(3),
+        ..half.clone()
+    };
+    assert_eq!(store.write(&[early]).await.unwrap().new, 1);
+}
+
 /// The sink's memory of stored identities ([`RecentIdentities`]) gives the answers the store check gives: it loads
 /// a subscription's recent identities once, then answers for events of the last hour without a query; older events
 /// still ask the store. A writer it does not know of slips past it (that is why the sink clears it after a

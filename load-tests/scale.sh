@@ -192,6 +192,51 @@ elapsed = time.time() - start
 print(f"{acked[0] / elapsed:.0f} {acked[0] * batch / elapsed:.0f} {len(payloads[0])}")
 PY
 
+# ClickHouse's own cost of the sink's writes: rows shaped as the run's (32 subscriptions, 100 events of one per
+# request, the same properties), in blocks of the sink's average flush, each block sorted in the table's key order
+# and sent as RowBinary to copies of the two tables in a database of their own, one insert after the other as the
+# sink does. All blocks are built before the first insert; the caller counts ClickHouse's CPU until merges end.
+cat >"$WORK/clickhouse_reference.py" <<'PY'
+import struct, sys, time, urllib.parse, urllib.request
+url, total, per_block = sys.argv[1], int(sys.argv[2]), max(100, int(sys.argv[3]))
+def text(s):
+    b = s.encode()
+    n, out = len(b), bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out) + b
+org = "00000000-0000-0000-0000-00000000002a"
+props = '{"gb":"12.5","region":"eu-west-1","operation":"write"}'
+value = struct.pack("<q", 12_500_000_000) + struct.pack("<q", 0)  # Decimal(38, 9) 12.5 as a little-endian i128
+start = int(time.time() * 1e6)
+blocks, request = [], 0
+for first in range(0, total, per_block):
+    events = []
+    for i in range(first, min(total, first + per_block)):
+        if i % 100 == 0:
+            request += 1
+        ts = start + request * 1000
+        events.append((f"sub_{request % 32}", f"ref-{request % 32}-{request}-{i % 100}", ts))
+    raw = b"".join(text(org) + text(s) + text(t) + text("api_calls") + struct.pack("<q", ts) + text(props) + b"\x01"
+                   + struct.pack("<q", ts + 500) + struct.pack("<Q", 2**64 - 1 - ts) for s, t, ts in sorted(events))
+    enriched = b"".join(text(org) + text(s) + text("api_calls") + struct.pack("<q", ts) + text(t) + text(props)
+                        + b"\x01" + struct.pack("<q", ts + 500) + b"\x00" + value + text("")
+                        for s, t, ts in sorted(events, key=lambda e: (e[0], e[2], e[1])))
+    blocks.append((raw, enriched))
+def post(sql, body=b""):
+    urllib.request.urlopen(urllib.request.Request(f"{url}/?query={urllib.parse.quote(sql)}", body, method="POST")).read()
+post("CREATE DATABASE IF NOT EXISTS loadref")
+for table in ("events_raw", "events_enriched"):
+    post(f"CREATE TABLE loadref.{table} AS billstream.{table}")
+began = time.time()
+for raw, enriched in blocks:
+    post("INSERT INTO loadref.events_raw FORMAT RowBinary", raw)
+    post("INSERT INTO loadref.events_enriched FORMAT RowBinary", enriched)
+print(f"{total / (time.time() - began):.0f}")
+PY
+
 echo "warming up..."
 k6run warmup ENDPOINT=batch VUS=4 DURATION=5s BATCH="$BATCH"
 SECS="${DURATION%s}"
@@ -271,6 +316,25 @@ kill -QUIT "$(cat "$WORK/nginx/nginx.pid")" 2>/dev/null || true
 read -r C_REQS C_EVENTS C_P50 C_P99 C_FAIL <<<"$(summary ceiling "$BATCH")"
 # Cores over (k6's CPU per event + tansu's CPU per event): events/s with nothing else on the machine.
 BOUND="$(python3 -c "print(f'{$(nproc) / ($K6_CORES / max($C_EVENTS, 1) + $TANSU_CORES / max($R_EVENTS, 1)):.0f}')")"
+
+# Waits (up to a minute) until ClickHouse runs no merge.
+merges_done() {
+    for _ in $(seq 1 300); do
+        [ "$(curl -s "http://127.0.0.1:$CH_PORT/" --data-binary "SELECT count() FROM system.merges")" = "0" ] && return
+        sleep 0.2
+    done
+}
+echo "reference: ClickHouse inserting rows of the same shape in the sink's block size, then merging them"
+PER_FLUSH="$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '$1 == "billstream_sink_batch_rows_sum" {s = $2}
+    $1 == "billstream_sink_batch_rows_count" {c = $2} END {printf "%d", (c > 0 ? s / c : 5000)}')"
+REF_ROWS="${CH_REF_ROWS:-1000000}"
+merges_done
+CH0="$(ticks "$CH_PID")"
+CH_INSERT_RATE="$("$PY" "$WORK/clickhouse_reference.py" "http://127.0.0.1:$CH_PORT" "$REF_ROWS" "$PER_FLUSH")"
+merges_done
+CH_CPU="$(python3 -c "print(f'{($(ticks "$CH_PID") - $CH0) / $HZ:.1f}')")"
+# With ClickHouse's CPU per event added: what k6, tansu and ClickHouse alone leave room for.
+BOUND3="$(python3 -c "print(f'{$(nproc) / ($K6_CORES / max($C_EVENTS, 1) + $TANSU_CORES / max($R_EVENTS, 1) + $CH_CPU / $REF_ROWS):.0f}')")"
 STORED="$(curl -s "http://127.0.0.1:$CH_PORT/" --data-binary "SELECT count() FROM billstream.events_enriched")"
 # Parts ClickHouse wrote from inserts, and how many of them came already in key order (it then skips sorting).
 PARTS="$(curl -s "http://127.0.0.1:$CH_PORT/" --data-binary "SELECT sumIf(value, event = 'MergeTreeDataWriterBlocks'),
@@ -310,6 +374,9 @@ ClickHouse 18.16, PostgreSQL and the clients all on the same machine
 | ceiling: the same k6 clients against nginx serving a recorded response: events/s, k6's CPU (cores) | $C_EVENTS, $K6_CORES |
 | bound with k6 and tansu alone on these cores ($(nproc) / their CPU per event, summed): events/s, share of the reference | $BOUND, $(python3 -c "print(f'{$BOUND / max($R_EVENTS, 1) * 100:.0f}%')") |
 | batch ingest / that bound | $(python3 -c "print(f'{$B_EVENTS / max($BOUND, 1) * 100:.0f}%')") |
+| ClickHouse alone: $REF_ROWS rows into both tables in blocks of $PER_FLUSH: rows/s while inserting, CPU seconds until merged | $CH_INSERT_RATE, $CH_CPU |
+| bound with k6, tansu and ClickHouse alone on these cores: events/s, share of the reference | $BOUND3, $(python3 -c "print(f'{$BOUND3 / max($R_EVENTS, 1) * 100:.0f}%')") |
+| batch ingest / that bound | $(python3 -c "print(f'{$B_EVENTS / max($BOUND3, 1) * 100:.0f}%')") |
 | events in events_enriched | $STORED |
 | ClickHouse parts written by inserts, of which already in key order | $PARTS |
 

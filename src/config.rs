@@ -286,8 +286,9 @@ pub struct ScaleConfig {
     #[arg(long, env = "BILLSTREAM_SINK_GROUP", default_value = "billstream-sink", global = true)]
     pub sink_group: String,
 
-    /// Longest the sink waits, after a batch's first record, for more before writing it (scale mode). Shorter means
-    /// fresher data; longer means fewer, bigger ClickHouse inserts (each makes parts the server merges later).
+    /// Longest the sink waits, after a batch's first record, for more before writing it, unless the previous batch
+    /// is still being written: then it goes on reading until that write ends (scale mode). Shorter means fresher
+    /// data; longer means fewer, bigger ClickHouse inserts (each makes parts the server merges later).
     #[arg(long, env = "BILLSTREAM_SINK_MAX_WAIT_MS", default_value = "100", value_parser = parse_sink_wait, global = true)]
     pub sink_max_wait_ms: u64,
 

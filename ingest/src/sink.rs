@@ -1,9 +1,9 @@
 //! The `sink` role of scale mode: reads the event log in batches and writes ClickHouse.
 //!
 //! One flush, in this order, and what a crash at each step leaves behind:
-//! 1. **poll** up to `max_rows` events (or until `max_wait` passes) from the partitions this consumer owns, while the
-//!    previous batch goes through steps 2-6. Crash: nothing of it was written; the records are read again from the
-//!    committed offsets.
+//! 1. **poll** up to `max_rows` events (until `max_wait` has passed and the previous batch has gone through steps
+//!    2-6, which run meanwhile) from the partitions this consumer owns. Crash: nothing of it was written; the records
+//!    are read again from the committed offsets.
 //! 2. **dedup within the batch** (first record offset wins) and **load rules** (metrics, charges) from Postgres. Pure
 //!    or read-only: a crash leaves nothing.
 //! 3. **enrich and insert** into ClickHouse, skipping identities `events_enriched` already holds (known from the
@@ -57,7 +57,8 @@ pub struct SinkConfig {
     pub group_id: String,
     /// Most events per flush.
     pub max_rows: usize,
-    /// Longest a flush waits to fill up after its first record.
+    /// Longest a flush waits to fill up after its first record, unless the previous flush is still running (then it
+    /// fills until that one ends).
     pub max_wait: Duration,
     /// Most stored identities remembered exactly ([`RecentIdentities`]); about 50 bytes each. Eight times as many
     /// more go to its Bloom filters; when both are full, subscriptions that do not fit are checked against the
@@ -213,16 +214,25 @@ impl Sink {
 
     /// Runs until the process ends.
     pub async fn run(self) {
-        let mut batch = self.poll().await;
+        let (_, idle) = tokio::sync::watch::channel(true);
+        let mut batch = self.poll(idle.clone()).await;
         loop {
             if batch.offsets.is_empty() {
-                batch = self.poll().await;
+                batch = self.poll(idle.clone()).await;
                 continue;
             }
-            // The next batch is read while this one is written: an event arriving during a flush waits for that
-            // flush to end, not for it and then a whole polling window. Batches are still written and committed
-            // one after the other, in log order.
-            let (next, ()) = tokio::join!(self.poll(), self.store(&batch));
+            // The next batch is read while this one is written, and for as long as it is written: an event
+            // arriving during a flush goes into the next one. Under load, batches then grow with the flush time
+            // instead of being cut at the window while ClickHouse is still busy; ClickHouse's work per row falls
+            // steeply with the size of its inserts (every insert is a part, merged again later). Batches are still
+            // written and committed one after the other, in log order.
+            let (stored, storing) = tokio::sync::watch::channel(false);
+            let store = async {
+                self.store(&batch).await;
+                // The receiver lives in the poll of the same join, so it is still there.
+                let _ = stored.send(true);
+            };
+            let (next, ()) = tokio::join!(self.poll(storing), store);
             batch = next;
         }
     }
@@ -234,15 +244,31 @@ impl Sink {
         self.progress.advance(&batch.offsets);
     }
 
-    async fn poll(&self) -> Batch {
+    /// Reads records until `max_rows` events, or until `max_wait` has passed since the first one and `stored` (the
+    /// previous batch's flush) is true.
+    async fn poll(&self, mut stored: tokio::sync::watch::Receiver<bool>) -> Batch {
         let mut batch = Batch { events: Vec::new(), offsets: BTreeMap::new() };
         let mut deadline: Option<tokio::time::Instant> = None;
         while batch.events.len() < self.config.max_rows {
             let message = match deadline {
                 None => self.consumer.recv().await,
-                Some(d) => match tokio::time::timeout_at(d, self.consumer.recv()).await {
-                    Ok(m) => m,
-                    Err(_) => break,
+                Some(d) if tokio::time::Instant::now() < d => {
+                    match tokio::time::timeout_at(d, self.consumer.recv()).await {
+                        Ok(m) => m,
+                        Err(_) => continue,
+                    }
+                }
+                // Past the window: go on while the previous flush runs, and stop as soon as it ends.
+                Some(_) if *stored.borrow_and_update() => break,
+                Some(_) => tokio::select! {
+                    m = self.consumer.recv() => m,
+                    changed = stored.changed() => {
+                        // A sender gone without a word (never here) must not spin this loop.
+                        if changed.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
                 },
             };
             match message {

@@ -229,7 +229,7 @@ impl Sink {
             let (stored, storing) = tokio::sync::watch::channel(false);
             let store = async {
                 self.store(&batch).await;
-                // The receiver lives in the poll of the same join, so it is still there.
+                // A poll that already ended (at `max_rows`) no longer listens; nothing is lost then.
                 let _ = stored.send(true);
             };
             let (next, ()) = tokio::join!(self.poll(storing), store);

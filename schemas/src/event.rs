@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+use sha1::{Digest, Sha1};
 use uuid::Uuid;
 
 /// A validated event. Its identity is `(organization_id, external_subscription_id, transaction_id)`: the first
@@ -30,15 +31,22 @@ impl Event {
     }
 }
 
-/// The id of the event with this identity.
+/// The id of the event with this identity: the version-5 UUID (RFC 9562) of the organization id's bytes, the
+/// subscription, a NUL and the transaction id, in [`EVENT_ID_NAMESPACE`].
 pub fn event_id(organization_id: Uuid, external_subscription_id: &str, transaction_id: &str) -> Uuid {
-    let mut name = Vec::with_capacity(16 + external_subscription_id.len() + transaction_id.len() + 1);
-    name.extend_from_slice(organization_id.as_bytes());
-    name.extend_from_slice(external_subscription_id.as_bytes());
+    // The `sha1` crate rather than `Uuid::new_v5`: it uses the CPU's SHA instructions where there are some, and
+    // every event answered by the batch endpoint carries an id (2.4 % of a scale-mode profile with uuid's own SHA-1).
+    let mut hash = Sha1::new();
+    hash.update(EVENT_ID_NAMESPACE.as_bytes());
+    hash.update(organization_id.as_bytes());
+    hash.update(external_subscription_id.as_bytes());
     // A separator that cannot occur in either id (NUL is rejected at ingest), so ("a","bc") != ("ab","c").
-    name.push(0);
-    name.extend_from_slice(transaction_id.as_bytes());
-    Uuid::new_v5(&EVENT_ID_NAMESPACE, &name)
+    hash.update([0]);
+    hash.update(transaction_id.as_bytes());
+    let digest = hash.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_sha1_bytes(bytes).into_uuid()
 }
 
 #[cfg(test)]
@@ -52,5 +60,25 @@ mod tests {
         assert_ne!(event_id(org, "sub", "tx"), event_id(org, "sub", "tx2"));
         assert_ne!(event_id(org, "a", "bc"), event_id(org, "ab", "c"));
         assert_ne!(event_id(org, "sub", "tx"), event_id(Uuid::from_u128(8), "sub", "tx"));
+    }
+
+    /// Ids are stored and given out: they must stay the version-5 UUIDs earlier versions computed with uuid's own
+    /// SHA-1, whatever computes the hash now.
+    #[test]
+    fn ids_are_the_version_5_uuids_of_the_identity() {
+        let identities = [
+            (Uuid::from_u128(7), "sub", "tx"),
+            (Uuid::from_u128(u128::MAX), "", ""),
+            (Uuid::from_u128(0xC0FFEE), "sub_é", &"x".repeat(300)[..]),
+        ];
+        for (org, sub, tx) in identities {
+            let mut name = org.as_bytes().to_vec();
+            name.extend_from_slice(sub.as_bytes());
+            name.push(0);
+            name.extend_from_slice(tx.as_bytes());
+            let id = event_id(org, sub, tx);
+            assert_eq!(id, Uuid::new_v5(&EVENT_ID_NAMESPACE, &name));
+            assert_eq!(id.get_version_num(), 5);
+        }
     }
 }

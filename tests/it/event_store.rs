@@ -36,6 +36,24 @@ async fn store() -> (ClickHouseStore, &'static ClickHouseServer, String) {
     (ClickHouseStore::new(&server.url(), &database), server, database)
 }
 
+/// Puts `e` into `table` as the store would, but behind its back: no dedup check, the other table untouched.
+fn insert_behind_the_store(server: &ClickHouseServer, db: &str, table: &str, e: &Event) {
+    let (last_column, last) = if table == "events_raw" { ("version", "0") } else { ("group_key", "''") };
+    server
+        .execute(&format!(
+            "INSERT INTO {db}.{table} (organization_id, external_subscription_id, transaction_id, code, timestamp_us, \
+             properties, ingested_us, {last_column}) VALUES ('{}', '{}', '{}', '{}', {}, '{}', {}, {last})",
+            e.organization_id,
+            e.external_subscription_id,
+            e.transaction_id,
+            e.code,
+            e.timestamp.timestamp_micros(),
+            e.properties,
+            e.ingested_at.timestamp_micros(),
+        ))
+        .unwrap();
+}
+
 fn scan_all() -> ScanFilter {
     ScanFilter {
         organization_id: Uuid::from_u128(0xC0FFEE),
@@ -82,21 +100,14 @@ async fn reads_count_an_identity_once_before_any_merge() {
     let first = event("tx-1", "sub-1", r#"{"n":"1"}"#, "2024-05-01T10:00:01Z");
     store.write(std::slice::from_ref(&first)).await.unwrap();
     let org = first.organization_id;
+    // A later copy with other content.
+    let later = Event {
+        properties: r#"{"n":"9"}"#.into(),
+        ingested_at: first.ingested_at + chrono::Duration::seconds(5),
+        ..first.clone()
+    };
     for table in ["events_raw", "events_enriched"] {
-        // A later copy with other content, inserted behind the store's back (no dedup check).
-        let columns = if table == "events_raw" {
-            "organization_id, external_subscription_id, transaction_id, code, timestamp_us, properties, ingested_us, version"
-        } else {
-            "organization_id, external_subscription_id, transaction_id, code, timestamp_us, properties, ingested_us, group_key"
-        };
-        let last = if table == "events_raw" { "0" } else { "''" };
-        server
-            .execute(&format!(
-                "INSERT INTO {db}.{table} ({columns}) VALUES ('{org}', 'sub-1', 'tx-1', 'calls', {ts}, '{{\"n\":\"9\"}}', {ing}, {last})",
-                ts = first.timestamp.timestamp_micros(),
-                ing = first.ingested_at.timestamp_micros() + 5_000_000,
-            ))
-            .unwrap();
+        insert_behind_the_store(server, &db, table, &later);
     }
     let raw = server.execute(&format!("SELECT count() FROM {db}.events_raw")).unwrap();
     assert_eq!(raw.trim(), "2", "the double is really there");
@@ -134,28 +145,8 @@ async fn the_stored_check_reaches_a_day_around_the_event() {
 #[tokio::test]
 async fn the_stored_check_settles_half_written_identities() {
     let (store, server, db) = store().await;
-    let org = Uuid::from_u128(0xC0FFEE);
-    let insert = |table: &str, tx: &str, ts: i64, ingested: i64| {
-        let (columns, last) = if table == "events_raw" {
-            (
-                "organization_id, external_subscription_id, transaction_id, code, timestamp_us, properties, ingested_us, version",
-                "0",
-            )
-        } else {
-            (
-                "organization_id, external_subscription_id, transaction_id, code, timestamp_us, properties, ingested_us, group_key",
-                "''",
-            )
-        };
-        server
-            .execute(&format!(
-                "INSERT INTO {db}.{table} ({columns}) VALUES ('{org}', 'sub-k', '{tx}', 'calls', {ts}, '{{}}', {ingested}, {last})"
-            ))
-            .unwrap();
-    };
     let half = event("half", "sub-k", "{}", "2024-05-01T10:00:01Z");
-    let (ts, ingested) = (half.timestamp.timestamp_micros(), half.ingested_at.timestamp_micros());
-    insert("events_raw", "half", ts, ingested);
+    insert_behind_the_store(server, &db, "events_raw", &half);
     assert_eq!(
         store.write(std::slice::from_ref(&half)).await.unwrap(),
         Written { new: 1, duplicates: vec![] },
@@ -168,26 +159,18 @@ async fn the_stored_check_settles_half_written_identities() {
     assert_eq!(store.write(&[retry]).await.unwrap(), Written { new: 0, duplicates: vec![0] });
 
     // events_raw holds a copy three days before the one events_enriched holds.
-    let day = 86_400_000_000i64;
-    insert("events_raw", "moved", ts - 3 * day, ingested);
-    insert("events_enriched", "moved", ts, ingested);
-    let again = Event {
-        transaction_id: "moved".into(),
-        ingested_at: half.ingested_at + chrono::Duration::seconds(2),
-        ..half.clone()
-    };
+    let moved = Event { transaction_id: "moved".into(), ..half.clone() };
+    let moved_early = Event { timestamp: half.timestamp - chrono::Duration::days(3), ..moved.clone() };
+    insert_behind_the_store(server, &db, "events_raw", &moved_early);
+    insert_behind_the_store(server, &db, "events_enriched", &moved);
+    let again = Event { ingested_at: half.ingested_at + chrono::Duration::seconds(2), ..moved };
     assert_eq!(
         store.write(&[again]).await.unwrap(),
         Written { new: 0, duplicates: vec![0] },
         "found in events_enriched"
     );
     // At the raw copy's time events_enriched has nothing: that copy was half written, and the event is new.
-    let early = Event {
-        transaction_id: "moved".into(),
-        timestamp: half.timestamp - chrono::Duration::days(3),
-        ingested_at: half.ingested_at + chrono::Duration::seconds(3),
-        ..half.clone()
-    };
+    let early = Event { ingested_at: half.ingested_at + chrono::Duration::seconds(3), ..moved_early };
     assert_eq!(store.write(&[early]).await.unwrap().new, 1);
 }
 

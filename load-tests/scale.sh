@@ -72,35 +72,15 @@ curl -sf -X POST "http://127.0.0.1:$PORT/api/v1/billable_metrics" -H "Authorizat
     -d '{"billable_metric": {"name": "API calls", "code": "api_calls", "aggregation_type": "sum_agg", "field_name": "gb"}}' \
     >/dev/null
 
-k6run() { # name, then env assignments (BASE_URL defaults to Billstream's); k6's CPU seconds go to $WORK/name.k6cpu
-    local name="$1"; shift
-    env BASE_URL="http://127.0.0.1:$PORT" API_KEY="$KEY" RUN="$name-$$" "$@" python3 -c '
-import resource, subprocess, sys
-subprocess.run(sys.argv[2:], stdout=open(sys.argv[1] + ".log", "w"), stderr=subprocess.STDOUT, check=True)
-r = resource.getrusage(resource.RUSAGE_CHILDREN)
-open(sys.argv[1] + ".k6cpu", "w").write(f"{r.ru_utime + r.ru_stime:.2f}")
-' "$WORK/$name" "$K6" run --quiet --summary-export="$WORK/$name.json" load-tests/ingest.js \
-        || { echo "k6 $name failed:"; tail -20 "$WORK/$name.log"; }
-}
-# CPU seconds used so far by a process (utime + stime).
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-HZ="$(getconf CLK_TCK)"
-summary() { # name, events per request -> "reqs/s events/s p50 p99 failed"
-    python3 - "$WORK/$1.json" "$2" <<'PY'
-import json, sys
-m = json.load(open(sys.argv[1]))["metrics"]
-per = int(sys.argv[2])
-rate = m["http_reqs"]["rate"]
-d = m["http_req_duration"]
-failed = m.get("http_req_failed", {}).get("value", 0.0)
-print(f'{rate:.0f} {rate*per*(1-failed):.0f} {d["med"]:.2f} {d["p(99)"]:.2f} {failed*100:.2f}')
-PY
-}
+# A value of Billstream's /metrics (an unlabelled series).
+metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v name="$1" '$1 == name {print $2}'; }
+# "a / b" as a whole percentage.
+pct() { python3 -c "print(f'{$1 / max($2, 1) * 100:.0f}%')"; }
 
 # Waits (up to two minutes) until the sink's consumer group has read the whole log.
 wait_caught_up() {
     for _ in $(seq 1 600); do
-        LAG="$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '$1 == "billstream_sink_lag_events" {print $2}')"
+        LAG="$(metric billstream_sink_lag_events)"
         [ "${LAG:-1}" = "0" ] && return
         sleep 0.2
     done
@@ -314,8 +294,10 @@ k6run ceiling BASE_URL="http://127.0.0.1:$NGINX_PORT" ENDPOINT=batch VUS="$BATCH
 K6_CORES="$(python3 -c "print(f'{$(cat "$WORK/ceiling.k6cpu") / ($(date +%s.%N) - $W0):.2f}')")"
 kill -QUIT "$(cat "$WORK/nginx/nginx.pid")" 2>/dev/null || true
 read -r C_REQS C_EVENTS C_P50 C_P99 C_FAIL <<<"$(summary ceiling "$BATCH")"
-# Cores over (k6's CPU per event + tansu's CPU per event): events/s with nothing else on the machine.
-BOUND="$(python3 -c "print(f'{$(nproc) / ($K6_CORES / max($C_EVENTS, 1) + $TANSU_CORES / max($R_EVENTS, 1)):.0f}')")"
+# CPU seconds per event of k6 (at its ceiling) and tansu (in the reference), summed; cores over that: events/s with
+# nothing else on the machine.
+K6_TANSU_PER_EVENT="$(python3 -c "print($K6_CORES / max($C_EVENTS, 1) + $TANSU_CORES / max($R_EVENTS, 1))")"
+BOUND="$(python3 -c "print(f'{$(nproc) / $K6_TANSU_PER_EVENT:.0f}')")"
 
 # Waits (up to a minute) until ClickHouse runs no merge.
 merges_done() {
@@ -325,8 +307,8 @@ merges_done() {
     done
 }
 echo "reference: ClickHouse inserting rows of the same shape in the sink's block size, then merging them"
-PER_FLUSH="$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '$1 == "billstream_sink_batch_rows_sum" {s = $2}
-    $1 == "billstream_sink_batch_rows_count" {c = $2} END {printf "%d", (c > 0 ? s / c : 5000)}')"
+ROWS_SUM="$(metric billstream_sink_batch_rows_sum)"; FLUSHES="$(metric billstream_sink_batch_rows_count)"
+PER_FLUSH="$(python3 -c "print(int(${ROWS_SUM:-0} / max(${FLUSHES:-0}, 1)) or 5000)")"
 REF_ROWS="${CH_REF_ROWS:-1000000}"
 merges_done
 CH0="$(ticks "$CH_PID")"
@@ -334,7 +316,7 @@ CH_INSERT_RATE="$("$PY" "$WORK/clickhouse_reference.py" "http://127.0.0.1:$CH_PO
 merges_done
 CH_CPU="$(python3 -c "print(f'{($(ticks "$CH_PID") - $CH0) / $HZ:.1f}')")"
 # With ClickHouse's CPU per event added: what k6, tansu and ClickHouse alone leave room for.
-BOUND3="$(python3 -c "print(f'{$(nproc) / ($K6_CORES / max($C_EVENTS, 1) + $TANSU_CORES / max($R_EVENTS, 1) + $CH_CPU / $REF_ROWS):.0f}')")"
+BOUND3="$(python3 -c "print(f'{$(nproc) / ($K6_TANSU_PER_EVENT + $CH_CPU / $REF_ROWS):.0f}')")"
 STORED="$(curl -s "http://127.0.0.1:$CH_PORT/" --data-binary "SELECT count() FROM billstream.events_enriched")"
 # Parts ClickHouse wrote from inserts, and how many of them came already in key order (it then skips sorting).
 PARTS="$(curl -s "http://127.0.0.1:$CH_PORT/" --data-binary "SELECT sumIf(value, event = 'MergeTreeDataWriterBlocks'),
@@ -369,14 +351,14 @@ ClickHouse 18.16, PostgreSQL and the clients all on the same machine
 | event acked -> visible in ClickHouse, under the steady load: p50 / p99 / max ms ($SP_N probes) | $SP_P50 / $SP_P99 / $SP_MAX |
 | event acked -> visible in ClickHouse, no other load: p50 / p99 / max ms ($I_N probes) | $I_P50 / $I_P99 / $I_MAX |
 | reference: librdkafka alone, same records ($R_BYTES bytes, $BATCH events each): records/s, events/s | $R_RECORDS, $R_EVENTS |
-| batch ingest / reference | $(python3 -c "print(f'{$B_EVENTS / max($R_EVENTS, 1) * 100:.0f}%')") |
+| batch ingest / reference | $(pct "$B_EVENTS" "$R_EVENTS") |
 | tansu's CPU during the reference (cores) | $TANSU_CORES |
 | ceiling: the same k6 clients against nginx serving a recorded response: events/s, k6's CPU (cores) | $C_EVENTS, $K6_CORES |
-| bound with k6 and tansu alone on these cores ($(nproc) / their CPU per event, summed): events/s, share of the reference | $BOUND, $(python3 -c "print(f'{$BOUND / max($R_EVENTS, 1) * 100:.0f}%')") |
-| batch ingest / that bound | $(python3 -c "print(f'{$B_EVENTS / max($BOUND, 1) * 100:.0f}%')") |
+| bound with k6 and tansu alone on these cores ($(nproc) / their CPU per event, summed): events/s, share of the reference | $BOUND, $(pct "$BOUND" "$R_EVENTS") |
+| batch ingest / that bound | $(pct "$B_EVENTS" "$BOUND") |
 | ClickHouse alone: $REF_ROWS rows into both tables in blocks of $PER_FLUSH: rows/s while inserting, CPU seconds until merged | $CH_INSERT_RATE, $CH_CPU |
-| bound with k6, tansu and ClickHouse alone on these cores: events/s, share of the reference | $BOUND3, $(python3 -c "print(f'{$BOUND3 / max($R_EVENTS, 1) * 100:.0f}%')") |
-| batch ingest / that bound | $(python3 -c "print(f'{$B_EVENTS / max($BOUND3, 1) * 100:.0f}%')") |
+| bound with k6, tansu and ClickHouse alone on these cores: events/s, share of the reference | $BOUND3, $(pct "$BOUND3" "$R_EVENTS") |
+| batch ingest / that bound | $(pct "$B_EVENTS" "$BOUND3") |
 | events in events_enriched | $STORED |
 | ClickHouse parts written by inserts, of which already in key order | $PARTS |
 
